@@ -1,0 +1,157 @@
+"""Command line: ``python -m deblur_core analyze PHOTO --json`` and
+``python -m deblur_core deblur PHOTO -o OUT [--mode M] [--strength S] [--kernel PSF.png] ...``.
+
+Errors are one line on stderr and a non-zero exit (2: bad input or arguments, 1: processing failed);
+no output file is written unless processing succeeded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class CliError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m deblur_core", description="AI Deblur engine")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("analyze", help="classify the blur of a photo")
+    a.add_argument("photo")
+    a.add_argument("--json", action="store_true", help="print the report as JSON")
+    a.add_argument("--kernel-out", help="also estimate the kernel and save it as a PNG")
+    d = sub.add_parser("deblur", help="restore a photo")
+    d.add_argument("photo")
+    d.add_argument("-o", "--output", required=True, help="output file (.png, .tif, .jpg)")
+    d.add_argument("--mode", default="auto", choices=["auto", "motion", "focus", "shake", "sharpen", "old-photo"])
+    d.add_argument("--strength", type=float, default=50.0, help="0..100, default 50")
+    d.add_argument("--kernel", help="known PSF as a gray PNG (normalised; centre of the file = origin)")
+    d.add_argument("--mask", default="auto", choices=["auto", "full", "none", "subject", "faces"])
+    d.add_argument("--mask-out", help="write the suggested mask (16-bit gray PNG)")
+    d.add_argument("--report", help="write the report as JSON")
+    d.add_argument("--kernel-out", help="write the kernel used as a PNG")
+    d.add_argument("--length", type=float, help="motion length in px")
+    d.add_argument("--angle", type=float, help="motion angle in degrees")
+    d.add_argument("--radius", type=float, help="defocus radius in px")
+    d.add_argument("--kernel-size", type=int, help="camera-shake kernel size in px")
+    d.add_argument("--sharpen-radius", type=float)
+    d.add_argument("--amount", type=float)
+    d.add_argument("--threshold", type=float, default=0.0)
+    d.add_argument("--classical", action="store_true", help="do not use the neural network")
+    d.add_argument("--quiet", action="store_true")
+    return p
+
+
+def _read(path):
+    from .imageio import ImageReadError, read_image
+    try:
+        return read_image(path)
+    except ImageReadError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _check_output(path):
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".png", ".tif", ".tiff", ".jpg", ".jpeg"):
+        raise CliError(f"unsupported output format {ext or '(none)'!r}: use .png, .tif or .jpg")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError(f"output folder does not exist: {folder}")
+
+
+def cmd_analyze(args) -> int:
+    from .classifier import analyze
+    image, _ = _read(args.photo)
+    report = analyze(image)
+    if args.kernel_out:
+        from .blind import estimate_kernel
+        from .classifier import kernel_for
+        from .kernels import save_kernel
+        psf = estimate_kernel(image)[0] if report["blur_type"] == "shake" else kernel_for(report)
+        report["kernel_size"] = [int(psf.shape[1]), int(psf.shape[0])]
+        save_kernel(args.kernel_out, psf)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        p = ", ".join(f"{k} {v}" for k, v in report["params"].items())
+        print(f"{report['blur_type']} ({p}) confidence {report['confidence']:.2f}: {report['verdict']}")
+        for w in report["warnings"]:
+            print(f"warning: {w}")
+    return 0
+
+
+def cmd_deblur(args) -> int:
+    from .kernels import load_kernel, save_kernel
+    from .pipeline import deblur
+    _check_output(args.output)
+    for extra in (args.mask_out, args.report, args.kernel_out):
+        if extra:
+            _check_output(extra if not extra.endswith(".json") else extra + ".png")
+    image, dtype = _read(args.photo)
+    psf = None
+    if args.kernel:
+        try:
+            psf = load_kernel(args.kernel)
+        except Exception as exc:
+            raise CliError(f"cannot use kernel {args.kernel}: {exc}") from None
+        if psf.shape[0] > image.shape[0] or psf.shape[1] > image.shape[1]:
+            raise CliError(f"the kernel ({psf.shape[1]}x{psf.shape[0]}) is larger than the image "
+                           f"({image.shape[1]}x{image.shape[0]})")
+    if not 0 <= args.strength <= 100:
+        raise CliError("--strength must be between 0 and 100")
+
+    def progress(f, m):
+        if not args.quiet:
+            print(f"\r{int(f * 100):3d}% {m:<30}", end="", file=sys.stderr, flush=True)
+
+    res = deblur(image, args.mode, args.strength, psf, mask=args.mask, progress=progress,
+                 length=args.length, angle=args.angle, radius=args.radius, kernel_size=args.kernel_size,
+                 sharpen_radius=args.sharpen_radius, amount=args.amount, threshold=args.threshold,
+                 use_network=False if args.classical else None)
+    if not args.quiet:
+        print(file=sys.stderr)
+    from .imageio import write_image
+    write_image(args.output, res.image, dtype)
+    if args.mask_out:
+        write_image(args.mask_out, res.mask, np.uint16 if dtype != np.uint8 else np.uint8)
+    if args.kernel_out and res.kernel is not None:
+        save_kernel(args.kernel_out, res.kernel)
+    if args.report:
+        tmp = args.report + ".part"
+        with open(tmp, "w") as f:
+            json.dump(res.report, f, indent=2)
+        os.replace(tmp, args.report)
+    if not args.quiet:
+        for w in res.report.get("warnings", []):
+            print(f"warning: {w}", file=sys.stderr)
+        print(f"{res.report['title']} -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return cmd_analyze(args) if args.command == "analyze" else cmd_deblur(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print("error: not enough memory for this image", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the contract is one line, never a traceback
+        print(f"error: processing failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED

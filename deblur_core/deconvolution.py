@@ -1,0 +1,227 @@
+"""Non-blind deconvolution: recover a sharp image from a blurred one and its kernel.
+
+Two solvers, both in the Fourier domain on an edge-tapered extension of the image
+(:func:`deblur_core.fftutils.pad_for_deconvolution`):
+
+- :func:`wiener`: gradient-regularised Wiener filter, one FFT pass (fast path, previews);
+- :func:`hyper_laplacian`: edge-preserving, a hyper-Laplacian gradient prior solved by half-quadratic
+  splitting (Krishnan & Fergus, "Fast Image Deconvolution using Hyper-Laplacian Priors", NIPS 2009).
+
+Both take the image as given (any encoding); :func:`deconvolve` is the photo-level entry point that
+converts to linear light (where blur happens), deconvolves luminance with the edge-preserving solver and
+chroma with a strongly regularised Wiener filter (no colour fringes or colour noise), and guards clipped
+highlights against black halos.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .color import linear_to_srgb, opponent_to_rgb, rgb_to_opponent, srgb_to_linear
+from .fftutils import irfft2, pad_for_deconvolution, psf2otf, rfft2
+from .kernels import normalize
+
+__all__ = ["wiener", "hyper_laplacian", "deconvolve", "estimate_noise", "gradient_otfs"]
+
+
+def gradient_otfs(shape):
+    """Transfer functions of the forward-difference operators along x and y (circular)."""
+    dx = np.zeros((1, 3), np.float32)
+    dx[0, 0], dx[0, 1] = 1, -1          # convolution flips: this computes x[j+1] - x[j]
+    dy = dx.T.copy()
+    return psf2otf(dx, shape), psf2otf(dy, shape)
+
+
+def _as_planes(image):
+    img = np.asarray(image, np.float32)
+    if img.ndim == 2:
+        return img[None], lambda p: p[0]
+    return np.moveaxis(img, 2, 0), lambda p: np.moveaxis(p, 0, 2)
+
+
+def _check(image, psf):
+    psf = normalize(psf)
+    if psf.shape[0] > image.shape[0] or psf.shape[1] > image.shape[1]:
+        raise ValueError(f"kernel {psf.shape[0]}x{psf.shape[1]} is larger than the image "
+                         f"{image.shape[1]}x{image.shape[0]}")
+    return psf
+
+
+def wiener(image: np.ndarray, psf: np.ndarray, balance: float = 1e-3) -> np.ndarray:
+    """Gradient-regularised Wiener deconvolution.
+
+    Parameters
+    ----------
+    image : ndarray, (H, W) or (H, W, C), float
+        Blurred image.
+    psf : ndarray, (kh, kw)
+        Centred convolution kernel (normalised here).
+    balance : float
+        Weight of the gradient energy against the data fit; about ``(noise sigma / 0.1) ** 2 * 4``
+        works for natural images. Larger is smoother.
+
+    Returns
+    -------
+    ndarray, float32, same shape as ``image``.
+    """
+    psf = _check(image, psf)
+    planes, back = _as_planes(image)
+    padded, crop = pad_for_deconvolution(planes, psf.shape)
+    shape = padded.shape[1:]
+    K = psf2otf(psf, shape)
+    Dx, Dy = gradient_otfs(shape)
+    denom = (np.abs(K) ** 2 + balance * (np.abs(Dx) ** 2 + np.abs(Dy) ** 2)).astype(np.float32)
+    filt = (np.conj(K) / denom).astype(np.complex64)
+    out = np.empty(planes.shape, np.float32)
+    for i, p in enumerate(padded):
+        out[i] = irfft2(rfft2(p) * filt, shape)[crop]
+    return back(out)
+
+
+def _shrink(v: np.ndarray, lam: float, alpha: float) -> np.ndarray:
+    """argmin_w lam*|w|^alpha + 0.5*(w - v)^2, elementwise (generalised soft-thresholding,
+    Zuo et al., ICCV 2013). alpha = 1 is soft-thresholding."""
+    if alpha >= 1.0:
+        return np.sign(v) * np.maximum(np.abs(v) - lam, 0)
+    tau = (2 * lam * (1 - alpha)) ** (1 / (2 - alpha)) + lam * alpha * (2 * lam * (1 - alpha)) ** ((alpha - 1) / (2 - alpha))
+    a = np.abs(v)
+    w = a.copy()
+    big = a > tau
+    wb = w[big]
+    ab = a[big]
+    for _ in range(3):
+        wb = ab - lam * alpha * np.power(wb, alpha - 1)
+    w[:] = 0
+    w[big] = wb
+    return np.copysign(w, v)
+
+
+def hyper_laplacian(image: np.ndarray, psf: np.ndarray, weight: float = 1e-3, *, alpha: float = 2 / 3,
+                    beta_start: float | None = None, beta_rate: float = 2 * np.sqrt(2),
+                    iterations: int = 8) -> np.ndarray:
+    """Edge-preserving deconvolution with a hyper-Laplacian gradient prior (half-quadratic splitting).
+
+    Minimises ``0.5 * ||k * x - y||^2 + weight * sum |grad x|^alpha`` (Krishnan & Fergus 2009): the
+    x-step is exact in the Fourier domain, the gradient step is a pointwise shrinkage; the coupling
+    weight ``beta`` grows by ``beta_rate`` each of ``iterations`` steps.
+
+    Parameters
+    ----------
+    image : ndarray, (H, W) or (H, W, C), float
+        Blurred image.
+    psf : ndarray, (kh, kw)
+        Centred convolution kernel (normalised here).
+    weight : float
+        Prior weight; about ``noise sigma / 10`` in [0, 1] units.
+    alpha : float
+        Exponent of the prior, 2/3 for natural images (1 = total variation).
+
+    Returns
+    -------
+    ndarray, float32, same shape as ``image``.
+    """
+    psf = _check(image, psf)
+    planes, back = _as_planes(image)
+    padded, crop = pad_for_deconvolution(planes, psf.shape)
+    shape = padded.shape[1:]
+    K = psf2otf(psf, shape)
+    Dx, Dy = gradient_otfs(shape)
+    KtK = (np.abs(K) ** 2).astype(np.float32)
+    DtD = (np.abs(Dx) ** 2 + np.abs(Dy) ** 2).astype(np.float32)
+    cDx, cDy, cK = np.conj(Dx), np.conj(Dy), np.conj(K)
+    beta = beta_start if beta_start is not None else 2.0 * weight
+    out = np.empty(planes.shape, np.float32)
+    for i, p in enumerate(padded):
+        KtY = cK * rfft2(p)
+        # Start from a lightly regularised Wiener estimate.
+        X = KtY / (KtK + 10 * weight * DtD + 1e-8)
+        x = irfft2(X, shape).astype(np.float32)
+        b = beta
+        for _ in range(iterations):
+            gx = np.roll(x, -1, axis=1) - x
+            gy = np.roll(x, -1, axis=0) - x
+            wx = _shrink(gx, weight / b, alpha)
+            wy = _shrink(gy, weight / b, alpha)
+            num = KtY + b * (cDx * rfft2(wx) + cDy * rfft2(wy))
+            x = irfft2(num / (KtK + b * DtD), shape).astype(np.float32)
+            b *= beta_rate
+        out[i] = x[crop]
+    return back(out)
+
+
+def estimate_noise(image: np.ndarray) -> float:
+    """Standard deviation of white noise in a (H, W) or (H, W, C) image, robust to edges.
+
+    Median absolute deviation of Immerkaer's high-pass ("Fast Noise Variance Estimation", CVIU 1996).
+    """
+    g = image if image.ndim == 2 else image[..., :3].mean(axis=2)
+    g = np.asarray(g, np.float64)
+    if min(g.shape) < 3:
+        return 0.0
+    # Immerkaer's mask: the difference of two Laplacians, blind to planes and ramps; its norm is 6.
+    n = (g[:-2, :-2] + g[:-2, 2:] + g[2:, :-2] + g[2:, 2:]
+         - 2 * (g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]) + 4 * g[1:-1, 1:-1])
+    return float(1.4826 * np.median(np.abs(n)) / 6.0)
+
+
+def _clip_guard(result: np.ndarray, blurred: np.ndarray, psf: np.ndarray) -> np.ndarray:
+    """Near clipped highlights the linear blur model is wrong and deconvolution rings (dark halos).
+    There, keep the result inside the local range of the blurred input over the kernel's footprint."""
+    import cv2
+    sat = blurred.max(axis=2) if blurred.ndim == 3 else blurred
+    sat = sat >= 0.98
+    if not sat.any():
+        return result
+    ks = max(psf.shape) | 1
+    se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ks + 1, 2 * ks + 1))
+    zone = cv2.dilate(sat.astype(np.uint8), se) > 0
+    kern = np.ones((ks, ks), np.uint8)
+    lo = cv2.erode(blurred, kern)
+    hi = cv2.dilate(blurred, kern)
+    guarded = np.clip(result, lo, hi)
+    zone = zone[..., None] if result.ndim == 3 else zone
+    return np.where(zone, guarded, result)
+
+
+def deconvolve(image: np.ndarray, psf: np.ndarray, *, method: str = "hyper-laplacian",
+               noise_sigma: float | None = None, regularization: float = 1.0,
+               linear: bool = True) -> np.ndarray:
+    """Deconvolve an sRGB-encoded photo (H, W) or (H, W, 3), float32 in [0, 1], with a known kernel.
+
+    Works in linear light (``linear=True``); colour is split into luminance, deconvolved with
+    ``method`` ("hyper-laplacian" or "wiener"), and chroma, deconvolved with a stronger-regularised
+    Wiener filter. ``noise_sigma`` is the noise in linear luminance (estimated when None);
+    ``regularization`` scales the noise-adapted prior weight (< 1: sharper and noisier).
+    Returns float32 in [0, 1], same shape.
+    """
+    psf = _check(image, psf)
+    lin = srgb_to_linear(image) if linear else np.asarray(image, np.float32)
+    if lin.ndim == 3:
+        planes = rgb_to_opponent(lin)
+        luma, chroma = planes[0], np.moveaxis(planes[1:], 0, 2)
+    else:
+        luma, chroma = lin, None
+    # Regularisation follows the noise where the solver works (linear luminance), with a floor:
+    # under-regularised deconvolution fails far worse than over-regularised.
+    s_lin = max(estimate_noise(luma) if noise_sigma is None else float(noise_sigma), 0.001) * regularization
+    if method == "wiener":
+        luma_out = wiener(luma, psf, balance=_wiener_balance(s_lin))
+    elif method == "hyper-laplacian":
+        luma_out = hyper_laplacian(luma, psf, weight=_hl_weight(s_lin))
+    else:
+        raise ValueError(f"unknown deconvolution method {method!r}")
+    if chroma is not None:
+        chroma_out = wiener(chroma, psf, balance=4 * _wiener_balance(s_lin))
+        out = opponent_to_rgb(np.concatenate([luma_out[None], np.moveaxis(chroma_out, 2, 0)]))
+    else:
+        out = luma_out
+    out = _clip_guard(out, lin, psf)
+    out = np.clip(out, 0.0, 1.0)
+    return linear_to_srgb(out) if linear else out
+
+
+def _wiener_balance(sigma: float) -> float:
+    return float(np.clip(250.0 * sigma * sigma, 1e-5, 0.5))
+
+
+def _hl_weight(sigma: float) -> float:
+    return float(np.clip(0.07 * sigma, 5e-5, 0.01))

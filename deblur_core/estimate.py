@@ -1,0 +1,186 @@
+"""Parametric blur estimation from the photo alone: the fast path for motion and defocus.
+
+- :func:`power_cepstrum`: Welch-averaged log power spectrum and its cepstrum. A uniform blur's spectral
+  zeros make negative cepstral peaks at the blur's extent: a pair of points at distance ``length`` along
+  the motion direction, a ring at about twice the defocus radius (Cannon, "Blind deconvolution of
+  spatially invariant image blurs with phase", IEEE TASSP 1976; Rom 1975).
+- :func:`estimate_motion`, :func:`estimate_defocus`: read those peaks, sub-pixel.
+- :func:`edge_blur_sigma`: gaussian-equivalent blur at edges by re-blurring (Zhuo & Sim, "Defocus map
+  estimation from a single image", Pattern Recognition 2011); also the local blur map.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from .color import luminance, srgb_to_linear
+
+__all__ = ["power_cepstrum", "estimate_motion", "estimate_defocus", "edge_blur_sigma", "blur_map",
+           "working_luma"]
+
+# Calibrated on synthetic blur with this package's kernels (bench/bench_engine.py, train split):
+# the cepstral peak sits at the motion length; the defocus ring at about 1.91 times the radius.
+MOTION_OFFSET = 0.0
+DEFOCUS_SCALE = 0.523
+
+
+def working_luma(image: np.ndarray, max_side: int | None = None) -> np.ndarray:
+    """Linear-light luminance (H, W) float32 of an sRGB-encoded engine image (alpha ignored)."""
+    img = image
+    if img.ndim == 3:
+        img = img[..., :3] if img.shape[2] >= 3 else img[..., 0]
+    y = luminance(srgb_to_linear(img))
+    if max_side and max(y.shape) > max_side:
+        s = max_side / max(y.shape)
+        y = cv2.resize(y, (max(1, round(y.shape[1] * s)), max(1, round(y.shape[0] * s))), interpolation=cv2.INTER_AREA)
+    return y
+
+
+def power_cepstrum(gray: np.ndarray, tile: int = 256, max_tiles: int = 48):
+    """Welch-averaged cepstrum of a (H, W) image, fftshifted so the origin is at (tile//2, tile//2).
+
+    Returns (cepstrum (tile, tile) float64, tile size used).
+    """
+    h, w = gray.shape
+    tile = int(min(tile, 2 ** int(math.log2(max(16, min(h, w))))))
+    win = np.outer(np.hanning(tile), np.hanning(tile))
+    step = tile // 2
+    ys = list(range(0, max(1, h - tile + 1), step)) or [0]
+    xs = list(range(0, max(1, w - tile + 1), step)) or [0]
+    coords = [(y, x) for y in ys for x in xs]
+    if len(coords) > max_tiles:  # spread the tiles that are used over the whole image
+        idx = np.linspace(0, len(coords) - 1, max_tiles).round().astype(int)
+        coords = [coords[i] for i in idx]
+    acc = np.zeros((tile, tile))
+    for y, x in coords:
+        t = gray[y:y + tile, x:x + tile].astype(np.float64)
+        t = t - t.mean()
+        acc += np.abs(np.fft.fft2(t * win)) ** 2
+    acc /= len(coords)
+    logp = np.log(acc + 1e-3 * acc.mean() + 1e-12)
+    cep = np.real(np.fft.ifft2(logp))
+    return np.fft.fftshift(cep), tile
+
+
+def _polar(cep: np.ndarray, radii: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
+    c = cep.shape[0] // 2
+    a = np.deg2rad(angles_deg)[:, None]
+    rows = c - radii[None, :] * np.sin(a)   # screen convention: +angle goes up
+    cols = c + radii[None, :] * np.cos(a)
+    return ndimage.map_coordinates(cep, [rows, cols], order=1, mode="nearest")
+
+
+def estimate_motion(gray: np.ndarray, *, max_length: float = 80.0, cep=None):
+    """Linear motion length (px) and angle (degrees, [0, 180)) from the cepstrum, with a score.
+
+    Returns (length, angle, score); score > ~4 means a clear linear-motion signature.
+    """
+    if cep is None:
+        cep, _ = power_cepstrum(gray, tile=256 if max_length <= 100 else 512)
+    tile = cep.shape[0]
+    rmax = min(max_length + 4, tile / 2 - 4)
+    radii = np.arange(3.5, rmax, 0.25)
+    angles = np.arange(0.0, 180.0, 0.5)
+    P = _polar(cep, radii, angles)
+    # Remove the isotropic part (the image's own radial falloff): motion is what differs by angle.
+    A = P - np.median(P, axis=0, keepdims=True)
+    A = ndimage.gaussian_filter(A, (1.0, 1.0), mode=("wrap", "nearest"))
+    ia, ir = np.unravel_index(np.argmin(A), A.shape)
+    depth = -A[ia, ir]
+    spread = 1.4826 * np.median(np.abs(A - np.median(A))) + 1e-12
+    score = float(depth / spread)
+    r = radii[ir] + _parabolic(A[ia, max(ir - 1, 0)], A[ia, ir], A[ia, min(ir + 1, len(radii) - 1)]) * 0.25
+    ang = angles[ia] + _parabolic(A[(ia - 1) % len(angles), ir], A[ia, ir], A[(ia + 1) % len(angles), ir]) * 0.5
+    return float(max(r - MOTION_OFFSET, 1.0)), float(ang % 180.0), score
+
+
+def estimate_defocus(gray: np.ndarray, *, max_radius: float = 30.0, cep=None):
+    """Defocus disk radius (px) from the cepstrum's negative ring, with a score (> ~4: clear ring)."""
+    if cep is None:
+        cep, _ = power_cepstrum(gray)
+    tile = cep.shape[0]
+    rmax = min(2 * max_radius + 4, tile / 2 - 4)
+    radii = np.arange(2.0, rmax, 0.25)
+    P = _polar(cep, radii, np.arange(0.0, 360.0, 2.0))
+    prof = ndimage.gaussian_filter1d(P.mean(axis=0), 1.0)
+    tail = prof[len(prof) // 2:]
+    spread = 1.4826 * np.median(np.abs(tail - np.median(tail))) + 1e-12
+    # The ring is the first clear negative dip after the image's own positive falloff.
+    best, ir = 0.0, None
+    for i in range(2, len(prof) - 2):
+        if prof[i] < 0 and prof[i] <= prof[i - 1] and prof[i] <= prof[i + 1]:
+            depth = -prof[i] / spread
+            if depth > 3:
+                best, ir = depth, i
+                break
+            if depth > best:
+                best, ir = depth, i
+    if ir is None:
+        return 0.5, 0.0
+    consistency = float(np.mean(P[:, ir] < 0))  # a ring is negative at every angle, a line is not
+    r = radii[ir] + _parabolic(prof[ir - 1], prof[ir], prof[ir + 1]) * 0.25
+    return float(max(r * DEFOCUS_SCALE, 0.5)), float(best * consistency)
+
+
+def _parabolic(a, b, c) -> float:
+    den = a - 2 * b + c
+    if den <= 1e-12:
+        return 0.0
+    return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+
+def _edge_ratio_sigma(gray: np.ndarray, sigma0: float = 1.0):
+    """Per-pixel gaussian-equivalent blur at edges and the edge mask (Zhuo & Sim 2011)."""
+    g = gray.astype(np.float32)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    m1 = np.sqrt(gx * gx + gy * gy)
+    b = cv2.GaussianBlur(g, (0, 0), sigma0)
+    bx = cv2.Sobel(b, cv2.CV_32F, 1, 0, ksize=3)
+    by = cv2.Sobel(b, cv2.CV_32F, 0, 1, ksize=3)
+    m2 = np.sqrt(bx * bx + by * by) + 1e-6
+    ratio = m1 / m2
+    # Edges: local maxima of the gradient magnitude among the strongest ones.
+    u8 = np.clip(255 * g / max(float(g.max()), 1e-6), 0, 255).astype(np.uint8)
+    edges = cv2.Canny(u8, 40, 100, L2gradient=True) > 0
+    strong = m1 > max(np.quantile(m1, 0.9), 0.02)
+    mask = edges & strong & (ratio > 1.01)
+    sigma = np.full(g.shape, np.nan, np.float32)
+    sigma[mask] = sigma0 / np.sqrt(ratio[mask] ** 2 - 1)
+    return sigma, mask
+
+
+def edge_blur_sigma(gray: np.ndarray) -> float:
+    """Gaussian-equivalent blur (px) at the image's edges (median over strong edges); 0 when no edges."""
+    sigma, mask = _edge_ratio_sigma(gray)
+    if mask.sum() < 20:
+        return 0.0
+    return float(np.clip(np.median(sigma[mask]), 0.0, 50.0))
+
+
+def blur_map(gray: np.ndarray, *, smooth: float | None = None) -> np.ndarray:
+    """Dense local blur map (H, W) float32: gaussian-equivalent blur in px, interpolated from edges.
+
+    Sparse per-edge estimates are spread by normalised convolution; regions with no edges at all take
+    the image's median blur.
+    """
+    h, w = gray.shape
+    scale = 1.0
+    small = gray
+    if max(h, w) > 1024:  # the map is smooth: compute it at <= 1024 px and scale back
+        scale = 1024 / max(h, w)
+        small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    sigma, mask = _edge_ratio_sigma(small)
+    sigma = np.where(mask, np.clip(sigma, 0, 20 * scale), 0).astype(np.float32) / scale
+    wgt = mask.astype(np.float32)
+    s = smooth or max(4.0, min(small.shape) / 24)
+    num = cv2.GaussianBlur(sigma * wgt, (0, 0), s)
+    den = cv2.GaussianBlur(wgt, (0, 0), s)
+    fallback = float(np.median(sigma[mask])) if mask.any() else 0.0
+    dense = np.where(den > 1e-3, num / np.maximum(den, 1e-6), fallback).astype(np.float32)
+    if scale != 1.0:
+        dense = cv2.resize(dense, (w, h), interpolation=cv2.INTER_LINEAR)
+    return dense

@@ -1,0 +1,217 @@
+"""deblur(): from a photo to the restored photo, a suggested layer mask and a report."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import estimate as est
+from . import masks
+from .classifier import analyze, kernel_for
+from .color import merge_alpha, split_alpha, validate_image
+from .deconvolution import deconvolve
+from .kernels import defocus_kernel, gaussian_kernel, motion_kernel, normalize
+from .sharpen import smart_sharpen, unsharp_mask
+
+__all__ = ["deblur", "DeblurResult", "MODES"]
+
+MODES = ("auto", "motion", "focus", "shake", "sharpen", "old-photo")
+
+
+class Cancelled(Exception):
+    """Raised through the progress callback to stop work."""
+
+
+@dataclass
+class DeblurResult:
+    image: np.ndarray                      # float32, same shape as the input
+    mask: np.ndarray                       # float32 (H, W) in [0, 1]
+    report: dict = field(default_factory=dict)
+    kernel: np.ndarray | None = None       # the PSF used, when there was one
+
+
+def _progress(cb, fraction, message):
+    if cb is not None:
+        cb(float(fraction), message)
+
+
+def _strength_settings(strength: float):
+    """Strength 0..100 -> (blend, regularisation scale). 50 (the default) is the recommended correction;
+    below 50 it fades toward the original, above 50 regularisation relaxes (more detail, more risk)."""
+    s = float(np.clip(strength, 0, 100))
+    if s <= 50:
+        return s / 50.0, 1.0
+    return 1.0, 2.0 ** (-(s - 50) / 25.0)
+
+
+def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: np.ndarray | None = None, *,
+           mask: str = "auto", progress=None, length: float | None = None, angle: float | None = None,
+           radius: float | None = None, kernel_size: int | None = None, sharpen_radius: float | None = None,
+           amount: float | None = None, threshold: float = 0.0, use_network: bool | None = None,
+           roi=None) -> DeblurResult:
+    """Restore a blurred photo.
+
+    Parameters
+    ----------
+    image : ndarray, (H, W) or (H, W, C), C in 1..4 (alpha last), float32 in [0, 1] sRGB-encoded
+        (uint8 / uint16 are converted). Alpha is passed through unchanged.
+    mode : {"auto", "motion", "focus", "shake", "sharpen", "old-photo"}
+    strength : float in [0, 100]
+        0 returns the input, 50 (default) the recommended correction, 100 the strongest.
+    kernel : ndarray (kh, kw), optional
+        A known PSF: used as is (non-blind), whatever the mode.
+    mask : {"auto", "full", "none", "subject", "faces"}
+        Which suggested mask to return.
+    progress : callable(fraction, message), optional
+        Called as work advances; raising from it cancels.
+    length, angle, radius, kernel_size, sharpen_radius, amount, threshold, roi
+        Mode controls; None means estimated from the photo.
+
+    Returns
+    -------
+    DeblurResult with ``image`` (same shape and range), ``mask`` (H, W) and ``report`` (dict).
+    """
+    t0 = time.perf_counter()
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if mask not in masks.MASK_KINDS:
+        raise ValueError(f"unknown mask {mask!r}; choose from {', '.join(masks.MASK_KINDS)}")
+    image = validate_image(image)
+    if not 0 <= float(strength) <= 100:
+        raise ValueError("strength must be between 0 and 100")
+    color, alpha = split_alpha(image)
+    color = np.clip(color, 0.0, 1.0)
+    h, w = color.shape[:2]
+    _progress(progress, 0.02, "Analysing blur")
+    report = analyze(color)
+    report["mode"] = mode
+    report["strength"] = float(strength)
+    blend, reg_scale = _strength_settings(strength)
+    psf = None
+    action = ""
+    if kernel is not None:
+        psf = normalize(np.asarray(kernel, np.float32))
+        if psf.shape[0] > h or psf.shape[1] > w:
+            raise ValueError(f"the kernel ({psf.shape[1]}x{psf.shape[0]}) is larger than the image ({w}x{h})")
+        action = f"custom kernel {psf.shape[1]}x{psf.shape[0]}"
+        route = "deconvolve"
+    else:
+        route, psf, action = _choose(color, mode, report, length=length, angle=angle, radius=radius,
+                                     kernel_size=kernel_size, roi=roi, progress=progress)
+    _progress(progress, 0.3, "Restoring")
+    if blend <= 0:
+        restored = color.copy()
+    elif route == "deconvolve":
+        restored = _restore(color, psf, reg_scale, use_network, report, progress)
+    elif route == "sharpen":
+        r = sharpen_radius or float(np.clip(report["edge_blur"] * 1.5, 0.7, 4.0))
+        a = amount if amount is not None else 1.0 / reg_scale
+        restored = unsharp_mask(color, r, a, threshold)
+        action = f"smart sharpen radius {r:.1f} px, amount {a:.2f}"
+    elif route == "old-photo":
+        restored = _old_photo(color, report, reg_scale)
+    else:  # nothing to do: a sharp photo gets a gentle deconvolution sharpening
+        restored = smart_sharpen(color, amount=0.5 / reg_scale ** 0.5)
+    _progress(progress, 0.85, "Building mask")
+    out = color + blend * (restored - color)
+    out = np.clip(out, 0.0, 1.0).astype(np.float32)
+    gray = est.working_luma(color)
+    bmap = est.blur_map(gray)
+    suggested = masks.make_mask(mask, color.shape, blur_map=bmap, gray=gray,
+                                noise_sigma=report["noise_sigma"])
+    title_action = action or report["blur_type"]
+    report["action"] = title_action
+    report["title"] = f"AI Deblur: {title_action}, {strength:.0f}%"
+    report["mask"] = mask
+    report["runtime_s"] = round(time.perf_counter() - t0, 3)
+    if psf is not None:
+        report["kernel"] = np.asarray(psf, np.float32).round(6).tolist()
+        report["kernel_size"] = [int(psf.shape[1]), int(psf.shape[0])]
+    _progress(progress, 1.0, "Done")
+    return DeblurResult(merge_alpha(out, alpha, image), suggested, report, psf)
+
+
+def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, progress):
+    """Pick the route and kernel for a mode. Returns (route, psf or None, description)."""
+    y = None
+
+    def luma():
+        nonlocal y
+        if y is None:
+            y = est.working_luma(color)
+        return y
+
+    kind = report["blur_type"]
+    if mode == "auto":
+        if report["verdict"] == "beyond repair":
+            report["warnings"].append("restoring anyway at the requested strength; expect limited benefit")
+        mode = {"motion": "motion", "defocus": "focus", "gaussian": "focus", "shake": "shake"}.get(kind, "sharp")
+        if mode == "sharp":
+            return "smart", None, "gentle sharpening (photo already sharp)"
+    if mode == "motion":
+        if length is None or angle is None:
+            L, A, _ = est.estimate_motion(luma())
+            length = L if length is None else length
+            angle = A if angle is None else angle
+        psf = motion_kernel(length, angle)
+        return "deconvolve", psf, f"motion {length:.0f} px at {angle:.0f} degrees"
+    if mode == "focus":
+        if radius is None:
+            if kind == "defocus":
+                radius = report["params"]["radius"]
+            else:
+                r, score = est.estimate_defocus(luma())
+                if score >= 4:
+                    radius = r
+        if radius is not None:
+            return "deconvolve", defocus_kernel(radius), f"focus radius {radius:.1f} px"
+        sigma = max(report["edge_blur"], 0.6)
+        return "deconvolve", gaussian_kernel(sigma), f"soft focus sigma {sigma:.1f} px"
+    if mode == "shake":
+        from .blind import estimate_kernel
+        psf, info = estimate_kernel(color, kernel_size=kernel_size, roi=roi,
+                                    progress=(lambda f, m: _progress(progress, 0.05 + 0.25 * f, m)) if progress else None)
+        report["shake"] = {k: v for k, v in info.items() if isinstance(v, (int, float, str, list, bool))}
+        return "deconvolve", psf, f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel"
+    if mode == "sharpen":
+        return "sharpen", None, ""
+    if mode == "old-photo":
+        return "old-photo", None, "old photo clarity"
+    raise ValueError(mode)
+
+
+def _restore(color, psf, reg_scale, use_network, report, progress):
+    if psf.shape == (1, 1):
+        return color.copy()
+    if use_network is not False:
+        try:
+            from .pnp import pnp_deconvolve
+            out = pnp_deconvolve(color, psf, strength_scale=reg_scale,
+                                 progress=(lambda f, m: _progress(progress, 0.3 + 0.55 * f, m)) if progress else None)
+            report["method"] = "network (plug-and-play)"
+            return out
+        except ImportError:
+            if use_network:
+                raise
+        except Exception as exc:  # a broken model must not lose the user's work: say so, fall back
+            if use_network:
+                raise
+            report["warnings"].append(f"neural network unavailable ({exc}); used classical deconvolution")
+    report["method"] = "hyper-laplacian"
+    return deconvolve(color, psf, method="hyper-laplacian", regularization=reg_scale)
+
+
+def _old_photo(color, report, reg_scale):
+    """Scanned prints: tame grain first (it would be amplified), then correct softness gently."""
+    import cv2
+    noise = max(report["noise_sigma"], 0.004)
+    u8 = np.clip(color * 255 + 0.5, 0, 255).astype(np.uint8)
+    hstr = float(np.clip(noise * 255 * 1.2, 3, 15))
+    if color.ndim == 3:
+        den = cv2.fastNlMeansDenoisingColored(u8, None, hstr, hstr, 5, 15)
+    else:
+        den = cv2.fastNlMeansDenoising(u8, None, hstr, 5, 15)
+    den = den.astype(np.float32) / 255
+    sharp = smart_sharpen(den, amount=min(1.0, 0.7 / reg_scale ** 0.5))
+    return sharp
