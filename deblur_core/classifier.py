@@ -1,10 +1,15 @@
 """What blur does a photo have, how much, how sure are we, and can it be repaired?
 
-:func:`analyze` combines the cepstral motion and defocus signatures (:mod:`.estimate`), the edge-width
-blur measure, a noise estimate and the image size into a report (a JSON-serialisable dict).
-Thresholds were set on the training split of the photo set (bench/bench_engine.py --split train).
+:func:`features` measures the cepstral motion and defocus signatures (:mod:`.estimate`), edge width
+overall and by orientation, spectral anisotropy and noise; a small multinomial logistic model with
+quadratic terms (``classifier_model.json``, fitted on the training split only by
+``training/train_classifier.py``) turns them into the blur type; the parametric estimates give its
+parameters. :func:`analyze` adds the recoverability verdict (blur extent against image size, noise).
 """
 from __future__ import annotations
+
+import json
+import os
 
 import numpy as np
 
@@ -15,11 +20,8 @@ from .kernels import defocus_kernel, gaussian_kernel, motion_kernel
 
 __all__ = ["analyze", "BLUR_TYPES", "kernel_for"]
 
-BLUR_TYPES = ("sharp", "motion", "shake", "defocus", "gaussian")
+BLUR_TYPES = ("sharp", "motion", "defocus", "gaussian", "shake")
 
-SHARP_SIGMA = 0.75          # edge blur (gaussian-equivalent px) below which a photo counts as sharp
-MOTION_SCORE = 22.0         # cepstral line depth (robust z-score) for a clear linear motion
-DEFOCUS_SCORE = 6.0         # cepstral ring depth x angular consistency for a clear defocus disk
 MAX_FRACTION = 0.12         # blur extent beyond this fraction of the short side: beyond repair
 MAX_NOISE = 0.05            # noise sigma (encoded [0, 1]) beyond which detail is swamped
 LOW_RES = 400               # short side in px below which sharpening cannot add real detail
@@ -39,51 +41,108 @@ def kernel_for(report: dict) -> np.ndarray:
     return np.ones((1, 1), np.float32)
 
 
-def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
-    """Classify the blur of an sRGB-encoded float image (H, W) or (H, W, C) in [0, 1].
+FEATURES = ("edge", "edge_q25", "edge_q75", "dir_anisotropy", "motion_score", "motion_length",
+            "defocus_score", "defocus_radius", "spectral_anisotropy", "noise",
+            "ac_major", "ac_minor", "ac_elongation", "ac_fill", "spectral_drop", "spectral_drop_std")
+MODEL_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "classifier_model.json")
+_model_cache: dict = {}
 
-    Returns a dict: ``blur_type`` (one of :data:`BLUR_TYPES`), ``params`` (length/angle, radius or
-    sigma in px of the full-size image), ``confidence`` in [0, 1], ``recoverable`` (bool), ``verdict``
-    ("sharp", "recoverable", "uncertain", "beyond repair"), ``warnings`` (list of sentences),
-    ``noise_sigma``, ``edge_blur`` and ``size``. Camera shake gets its kernel from :mod:`.blind` in the
-    pipeline; here it is only recognised.
+
+def features(image: np.ndarray, *, max_side: int = 2048) -> dict:
+    """Blur features of an sRGB-encoded image, plus the parametric estimates they come from.
+
+    Returns a dict with ``vector`` (the model's inputs, in :data:`FEATURES` order) and ``raw`` (the
+    estimates in px of the full-size image: edge blur, motion length/angle/score, defocus radius/score,
+    noise).
     """
-    image = validate_image(image)
     h, w = image.shape[:2]
     scale = min(1.0, max_side / max(h, w))
     y = est.working_luma(image, max_side=max_side)
     noise = estimate_noise(image)
-    warnings: list[str] = []
-    if min(h, w) < 32:
-        return _report("sharp", {}, 0.0, h, w, noise, 0.0, "uncertain",
-                       ["the image is too small to analyse (under 32 px)"])
-    edge = est.edge_blur_sigma(y) / scale
     cep, _ = est.power_cepstrum(y)
     m_len, m_ang, m_score = est.estimate_motion(y, max_length=min(120.0, min(y.shape) / 4), cep=cep)
     d_rad, d_score = est.estimate_defocus(y, max_radius=min(40.0, min(y.shape) / 8), cep=cep)
-    m_len /= scale
-    d_rad /= scale
-    motion_ok = m_score >= MOTION_SCORE and m_len >= 4.0 / scale
-    defocus_ok = d_score >= DEFOCUS_SCORE and d_rad >= 1.5
-    if edge < SHARP_SIGMA and not (motion_ok and m_len > 4) and not (defocus_ok and d_rad > 2):
-        kind, params = "sharp", {}
-        conf = float(np.clip((SHARP_SIGMA - edge) / SHARP_SIGMA + 0.5, 0.3, 1.0))
-    elif motion_ok and (not defocus_ok or m_score / MOTION_SCORE >= d_score / DEFOCUS_SCORE):
-        kind, params = "motion", {"length": round(m_len, 2), "angle": round(m_ang, 2)}
-        conf = float(np.clip(0.5 + 0.5 * (m_score - MOTION_SCORE) / MOTION_SCORE, 0.3, 0.99))
-    elif defocus_ok:
-        kind, params = "defocus", {"radius": round(d_rad, 2)}
-        conf = float(np.clip(0.5 + 0.5 * (d_score - DEFOCUS_SCORE) / DEFOCUS_SCORE, 0.3, 0.99))
+    edge = est.edge_blur_sigma(y)
+    dirs, (q25, q50, q75) = est.directional_blur(y)
+    dirs = dirs[np.isfinite(dirs)]
+    anis = float(np.log((dirs.max() + 0.2) / (dirs.min() + 0.2))) if dirs.size >= 2 else 0.0
+    vec = [np.log(edge + 0.2), np.log(np.nan_to_num(q25, nan=edge) + 0.2), np.log(np.nan_to_num(q75, nan=edge) + 0.2),
+           anis, np.log1p(max(m_score, 0)), np.log(m_len + 1), np.log1p(max(d_score, 0)), np.log(d_rad + 1),
+           0.0, np.log(noise + 1e-3)]
+    drops = spectral_drops(y)
+    vec[8] = float(drops.max() - drops.min())
+    vec += [float(drops.mean()), float(np.std(drops))]
+    major, minor, fill = est.autocorrelation_shape(est.gradient_autocorrelation(y))
+    vec += [np.log(major), np.log(minor), np.log(major / minor), fill]
+    raw = {"edge_blur": edge / scale, "motion_length": m_len / scale, "motion_angle": m_ang,
+           "motion_score": m_score, "defocus_radius": d_rad / scale, "defocus_score": d_score, "noise": noise}
+    return {"vector": np.array(vec, np.float64), "raw": raw}
+
+
+def _model():
+    if "m" not in _model_cache:
+        with open(MODEL_FILE) as f:
+            m = json.load(f)
+        if tuple(m["features"]) != FEATURES:
+            raise RuntimeError(f"{MODEL_FILE} was trained for other features; retrain with training/train_classifier.py")
+        _model_cache["m"] = {k: np.asarray(v) if isinstance(v, list) else v for k, v in m.items()}
+    return _model_cache["m"]
+
+
+def expand(vec: np.ndarray) -> np.ndarray:
+    """Standardised features with their pairwise products (a quadratic decision surface)."""
+    iu = np.triu_indices(vec.shape[-1])
+    quad = (vec[..., :, None] * vec[..., None, :])[..., iu[0], iu[1]]
+    return np.concatenate([vec, quad], axis=-1)
+
+
+def predict_proba(vec: np.ndarray) -> np.ndarray:
+    """Class probabilities (in :data:`BLUR_TYPES` order) for one feature vector."""
+    m = _model()
+    z = (vec - m["mean"]) / m["std"]
+    logits = expand(z) @ m["weights"] + m["bias"]
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
+    """Classify the blur of an sRGB-encoded float image (H, W) or (H, W, C) in [0, 1].
+
+    Returns a dict: ``blur_type`` (one of :data:`BLUR_TYPES`), ``params`` (length/angle, radius or
+    sigma in px of the full-size image), ``confidence`` in [0, 1] (the class probability),
+    ``probabilities``, ``recoverable`` (bool), ``verdict`` ("sharp", "recoverable", "uncertain",
+    "beyond repair"), ``warnings`` (list of sentences), ``noise_sigma``, ``edge_blur`` and ``size``.
+    Camera shake gets its kernel from :mod:`.blind` in the pipeline; here it is only recognised.
+    """
+    image = validate_image(image)
+    if image.ndim == 3 and image.shape[2] in (2, 4):
+        image = image[..., :-1]
+    h, w = image.shape[:2]
+    if min(h, w) < 32:
+        return _report("sharp", {}, 0.0, h, w, estimate_noise(image) if min(h, w) >= 3 else 0.0, 0.0,
+                       "uncertain", ["the image is too small to analyse (under 32 px)"])
+    f = features(image, max_side=max_side)
+    raw = f["raw"]
+    proba = predict_proba(f["vector"])
+    kind = BLUR_TYPES[int(np.argmax(proba))]
+    conf = float(proba.max())
+    edge = raw["edge_blur"]
+    if kind == "motion":
+        params = {"length": round(raw["motion_length"], 2), "angle": round(raw["motion_angle"], 2)}
+        extent = params["length"]
+    elif kind == "defocus":
+        params = {"radius": round(raw["defocus_radius"], 2)}
+        extent = 2 * params["radius"]
+    elif kind == "gaussian":
+        params = {"sigma": round(max(edge, 0.5), 2)}
+        extent = 6 * params["sigma"]
+    elif kind == "shake":
+        params = {"extent": round(float(max(4 * edge, raw["motion_length"] if raw["motion_score"] > 10 else 0)), 1)}
+        extent = params["extent"]
     else:
-        anis = _anisotropy(y)
-        if anis > 0.35 and edge > 1.0:
-            kind, params = "shake", {"extent": round(float(4 * edge), 1)}
-            conf = float(np.clip(anis, 0.3, 0.9))
-        else:
-            kind, params = "gaussian", {"sigma": round(float(edge), 2)}
-            conf = float(np.clip(1 - anis, 0.3, 0.9))
-    extent = {"motion": params.get("length", 0), "defocus": 2 * params.get("radius", 0),
-              "gaussian": 6 * params.get("sigma", 0), "shake": params.get("extent", 0)}.get(kind, 0)
+        params, extent = {}, 0.0
+    warnings: list[str] = []
+    noise = raw["noise"]
     verdict = "sharp" if kind == "sharp" else "recoverable"
     if kind != "sharp" and extent > MAX_FRACTION * min(h, w):
         verdict = "beyond repair"
@@ -95,28 +154,41 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
         warnings.append("low-resolution image: sharpening can make edges crisper but cannot add detail")
     if verdict == "recoverable" and conf < 0.45:
         verdict = "uncertain"
-    return _report(kind, params, conf, h, w, noise, edge, verdict, warnings,
-                   scores={"motion": round(m_score, 2), "defocus": round(d_score, 2)})
+        warnings.append("the blur type is uncertain; try the specific modes and compare")
+    rep = _report(kind, params, conf, h, w, noise, edge, verdict, warnings,
+                  scores={"motion": round(raw["motion_score"], 2), "defocus": round(raw["defocus_score"], 2)})
+    rep["probabilities"] = {k: round(float(p), 3) for k, p in zip(BLUR_TYPES, proba)}
+    rep["estimates"] = {k: round(float(v), 3) for k, v in raw.items()}
+    return rep
 
 
-def _anisotropy(y: np.ndarray) -> float:
-    """Directional imbalance of high-frequency energy (0 isotropic .. 1 one direction only).
+def spectral_drops(y: np.ndarray, bins: int = 12) -> np.ndarray:
+    """Per-direction drop of log power from low (0.03-0.08 cycles/px) to high (0.25-0.45) frequencies.
 
-    Blur along a direction removes gradients along it; isotropic blur (defocus, gaussian) does not.
+    A scene's own directional structure shifts the whole spectrum of a direction up or down; blur
+    steepens its decay. The drop cancels the first and keeps the second: equal drops in every direction
+    mean isotropic blur (defocus, gaussian), unequal ones directional blur (motion, shake).
     """
     g = y - y.mean()
-    F = np.abs(np.fft.fft2(g[: 512, : 512] if min(g.shape) >= 512 else g)) ** 2
-    F = np.fft.fftshift(F)
-    n, m = F.shape
+    if min(g.shape) > 512:
+        y0, x0 = (g.shape[0] - 512) // 2, (g.shape[1] - 512) // 2
+        g = g[y0:y0 + 512, x0:x0 + 512]
+    n, m = g.shape
+    win = np.outer(np.hanning(n), np.hanning(m))
+    F = np.fft.fftshift(np.abs(np.fft.fft2(g * win)) ** 2)
     yy, xx = np.indices(F.shape)
     fy, fx = (yy - n // 2) / n, (xx - m // 2) / m
     r = np.hypot(fx, fy)
-    band = (r > 0.05) & (r < 0.35)
-    ang = (np.degrees(np.arctan2(fy, fx)) % 180)[band]
-    e = np.log(F[band] + 1e-12)
-    bins = np.clip((ang / 15).astype(int), 0, 11)
-    means = np.array([e[bins == b].mean() for b in range(12)])
-    return float(np.clip((means.max() - means.min()) / 6.0, 0.0, 1.0))
+    ang = (np.arctan2(fy, fx) % np.pi) / np.pi * bins
+    b = np.clip(ang.astype(int), 0, bins - 1)
+    logp = np.log(F + 1e-14)
+    low = (r > 0.03) & (r < 0.08)
+    high = (r > 0.25) & (r < 0.45)
+    drops = np.empty(bins)
+    for i in range(bins):
+        sel = b == i
+        drops[i] = logp[sel & low].mean() - logp[sel & high].mean()
+    return drops
 
 
 def _report(kind, params, conf, h, w, noise, edge, verdict, warnings, scores=None) -> dict:

@@ -1,10 +1,17 @@
-"""Float masks in [0, 1] (H, W) that become GIMP layer masks: where the correction should show."""
+"""Float masks in [0, 1] (H, W) that become GIMP layer masks: where the correction should show.
+
+Kinds (:data:`MASK_KINDS`): "auto" (where the photo is blurred, less on flat areas), "full", "none",
+"subject" (what was meant to be in focus, from the blur map, plus any faces; intended bokeh stays
+out) and "faces" (detected faces, eyes strongest; see :mod:`.faces`). :func:`background_layer` makes
+the companion background-softening layer (a very light blur shown through the inverted subject mask).
+"""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-__all__ = ["full_mask", "empty_mask", "blur_mask", "flat_area_guard", "subject_mask", "make_mask", "MASK_KINDS"]
+__all__ = ["full_mask", "empty_mask", "blur_mask", "flat_area_guard", "subject_mask", "make_mask", "MASK_KINDS",
+           "faces_mask", "background_layer", "gray_for_detection"]
 
 MASK_KINDS = ("auto", "full", "none", "subject", "faces")
 
@@ -39,33 +46,165 @@ def flat_area_guard(gray: np.ndarray, noise_sigma: float, *, radius: int = 3) ->
     return (0.35 + 0.65 * _smoothstep((std - 1.5 * n) / (4 * n))).astype(np.float32)
 
 
-def subject_mask(blur_map: np.ndarray) -> np.ndarray:
+def _otsu(values: np.ndarray, bins: int = 128) -> float:
+    """Otsu's threshold of a 1-D sample."""
+    hist, edges = np.histogram(values, bins=bins)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(hist).astype(np.float64)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centers) / np.maximum(w0, 1)
+    m1 = ((hist * centers).sum() - np.cumsum(hist * centers)) / np.maximum(w1, 1)
+    between = w0 * w1 * (m0 - m1) ** 2
+    return float(centers[int(np.argmax(between))])
+
+
+def subject_mask(blur_map: np.ndarray, *, gray: np.ndarray | None = None, faces=None,
+                 max_side: int = 512) -> np.ndarray:
     """What was meant to be in focus: the least blurred regions when the blur map is bimodal (subject
-    against bokeh); the whole frame when blur is uniform (shake, missed focus everywhere)."""
+    against intended bokeh), the whole frame when blur is uniform (shake, missed focus everywhere).
+
+    The blur map (gaussian-equivalent blur in px, :func:`estimate.blur_map`) is split in two classes by
+    Otsu's threshold on log blur, so a small subject (a bird filling 5 % of the frame) is found as well
+    as a large one. The split counts as "subject against bokeh" when the blurred class is clearly
+    blurrier (at least 0.8 px more and 1.6 times); then the mask goes from 1 in the sharp class to 0
+    in the blurred one over the middle half of the gap, specks smaller than 1/40 of the frame are
+    removed (highlights in the bokeh), and the edge is feathered. ``faces`` (a list from
+    :func:`faces.detect_faces`) are always subject.
+
+    With ``gray`` (the luma the blur map came from), areas without any edge nearby count as blurred:
+    the blur map only measures at edges and fills edge-free areas with the photo's median, which is the
+    in-focus value when the subject holds all the edges, so smooth bokeh would pass for subject. Such
+    areas have nothing to restore anyway, only noise to amplify.
+    """
     v = blur_map.astype(np.float32)
-    lo, hi = np.percentile(v, 10), np.percentile(v, 90)
-    if hi - lo < 0.8 or hi < 1.2 * lo:       # uniform blur: no intended background blur
-        return full_mask(v.shape)
-    t = lo + 0.5 * (hi - lo)
-    m = 1.0 - _smoothstep((v - (t - 0.25 * (hi - lo))) / (0.5 * (hi - lo)))
-    return cv2.GaussianBlur(m.astype(np.float32), (0, 0), max(2.0, min(v.shape) / 100))
+    H, W = v.shape
+    s = min(1.0, max_side / max(H, W))
+    if s < 1.0:
+        v = cv2.resize(v, (max(1, round(W * s)), max(1, round(H * s))), interpolation=cv2.INTER_AREA)
+    if gray is not None:
+        from .estimate import _edge_ratio_sigma
+        g = np.asarray(gray, np.float32)
+        if g.shape != v.shape:
+            g = cv2.resize(g, (v.shape[1], v.shape[0]), interpolation=cv2.INTER_AREA)
+        _, edges = _edge_ratio_sigma(g)
+        width = max(3.0, min(v.shape) / 24)
+        support = np.clip(cv2.GaussianBlur(edges.astype(np.float32), (0, 0), width) / 0.01, 0.0, 1.0)
+        if edges.sum() >= 20 and float(support.min()) < 0.5:
+            sharp_ref = float(np.median(v[support > 0.5])) if (support > 0.5).any() else float(np.median(v))
+            unknown = max(2.0 * sharp_ref + 1.0, float(np.percentile(v, 95)))
+            v = support * v + (1.0 - support) * unknown
+    lv = np.log(np.maximum(v, 0.0) + 0.3)
+    m = None
+    if float(np.ptp(lv)) > 1e-3:
+        t = _otsu(lv.ravel())
+        sharp_cls, blur_cls = v[lv <= t], v[lv > t]
+        if sharp_cls.size and blur_cls.size:
+            m0, m1 = float(np.median(sharp_cls)), float(np.median(blur_cls))
+            frac = sharp_cls.size / v.size
+            if m1 - m0 >= 0.8 and m1 >= 1.6 * m0 and 0.01 <= frac <= 0.95:
+                gap = m1 - m0
+                m = 1.0 - _smoothstep((v - (m0 + 0.25 * gap)) / (0.5 * gap))
+                k = max(3, int(min(v.shape) / 40) | 1)
+                ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+                m = cv2.morphologyEx(m.astype(np.float32), cv2.MORPH_OPEN, ker)
+    if m is None:
+        m = np.ones(v.shape, np.float32)
+    m = cv2.GaussianBlur(m.astype(np.float32), (0, 0), max(1.0, min(v.shape) / 100))
+    if s < 1.0:
+        m = cv2.resize(m, (W, H), interpolation=cv2.INTER_LINEAR)
+    if faces:
+        from .faces import face_mask
+        m = np.maximum(m, np.minimum(1.0, face_mask((H, W), faces) / 0.7))
+    return np.clip(m, 0.0, 1.0).astype(np.float32)
+
+
+def gray_for_detection(gray_linear: np.ndarray) -> np.ndarray:
+    """The pipeline's linear-light luma, gamma-encoded again (what face detectors were trained on)."""
+    from .color import linear_to_srgb
+    return linear_to_srgb(np.clip(gray_linear, 0.0, 1.0)).astype(np.float32)
+
+
+def faces_mask(shape, *, image=None, gray=None, faces=None, eyes_boost: float = 1.0, info: dict | None = None):
+    """Face mask (H, W) for an image: ``faces`` if given (a list from :func:`faces.detect_faces`),
+    else detected on ``image`` (sRGB-encoded) or on ``gray`` (the pipeline's linear luma). Fills
+    ``info`` (when given) with "faces" (list of dicts) and, when none are found, "warning".
+    Returns None when no face was found or the detector is unavailable."""
+    from . import faces as fc
+    if faces is None:
+        src = image if image is not None else (gray_for_detection(gray) if gray is not None else None)
+        if src is None:
+            raise ValueError("the 'faces' mask needs the image (or its gray) or detected faces")
+        try:
+            faces = fc.detect_faces(src)
+        except fc.FaceDetectorUnavailable as exc:
+            if info is not None:
+                info["warning"] = str(exc)
+            return None
+    if info is not None:
+        info["faces"] = [fc._as_face(f).to_dict() for f in faces]
+    if not faces:
+        if info is not None:
+            info["warning"] = "no face found"
+        return None
+    return fc.face_mask(shape, faces, eyes_boost=eyes_boost)
+
+
+def background_layer(image: np.ndarray, subject: np.ndarray, *, sigma: float = 0.5,
+                     noise_sigma: float | None = None):
+    """The background-softening layer: a very light blur (gaussian ``sigma`` px, about 0.5) that tames
+    grain and crunchy over-sharpened texture, shown through the inverted subject mask.
+
+    When ``noise_sigma`` (encoded [0, 1]) is given and above 0.01, sigma grows a little with it (up
+    to 1 px): heavy grain needs a bit more. Returns (layer like ``image``, float32 in [0, 1]; mask
+    (H, W) = 1 - subject). Alpha (C = 2 or 4) is kept.
+    """
+    img = np.asarray(image, np.float32)
+    if noise_sigma is not None and noise_sigma > 0.01:
+        sigma = float(min(1.0, sigma + 10 * (noise_sigma - 0.01)))
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        color = img[..., :-1]
+        soft = cv2.GaussianBlur(color, (0, 0), sigma)
+        if soft.ndim == 2:
+            soft = soft[..., None]
+        layer = np.concatenate([soft, img[..., -1:]], axis=2)
+    else:
+        layer = cv2.GaussianBlur(img, (0, 0), sigma)
+    mask = 1.0 - np.clip(np.asarray(subject, np.float32), 0.0, 1.0)
+    return np.clip(layer, 0.0, 1.0).astype(np.float32), mask.astype(np.float32)
 
 
 def make_mask(kind: str, shape, *, blur_map=None, gray=None, noise_sigma: float = 0.0,
-              faces=None) -> np.ndarray:
-    """Build the mask named ``kind`` (one of :data:`MASK_KINDS`) for an image of ``shape``."""
+              faces=None, image=None, info: dict | None = None) -> np.ndarray:
+    """Build the mask named ``kind`` (one of :data:`MASK_KINDS`) for an image of ``shape``.
+
+    ``faces``: for "faces" and "subject": a ready (H, W) mask (used as is, for "faces"), or a list
+    of detections (:func:`faces.detect_faces`). For "faces" without ``faces``, faces are detected on
+    ``image`` (sRGB-encoded) or ``gray`` (the pipeline's linear luma); when none are found the subject
+    mask is used instead (or the full mask without a blur map), and ``info`` (an optional dict the
+    caller passes in) gets "faces" and "warning".
+    """
     if kind == "full":
         return full_mask(shape)
     if kind == "none":
         return empty_mask(shape)
     if kind == "faces":
-        if faces is None:
+        if isinstance(faces, np.ndarray) and faces.ndim == 2:
+            return faces
+        if faces is None and image is None and gray is None:
             raise ValueError("no face mask available")
-        return faces
+        local = {} if info is None else info
+        m = faces_mask(shape, image=image, gray=gray, faces=faces, info=local)
+        if m is not None:
+            return m
+        if blur_map is not None:
+            local["warning"] = local.get("warning", "no face found") + "; used the subject mask instead"
+            return subject_mask(blur_map)
+        local["warning"] = local.get("warning", "no face found") + "; used the full mask instead"
+        return full_mask(shape)
     if blur_map is None:
         raise ValueError(f"the {kind!r} mask needs a blur map")
     if kind == "subject":
-        return subject_mask(blur_map)
+        return subject_mask(blur_map, gray=gray, faces=faces if isinstance(faces, (list, tuple)) else None)
     if kind == "auto":
         m = np.maximum(blur_mask(blur_map), 0.25)
         if gray is not None:

@@ -114,6 +114,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     else:  # nothing to do: a sharp photo gets a gentle deconvolution sharpening
         restored = smart_sharpen(color, amount=0.5 / reg_scale ** 0.5)
     _progress(progress, 0.85, "Building mask")
+    blend = _apply_guard(restored, color, blend, route, psf, report)
     out = color + blend * (restored - color)
     out = np.clip(out, 0.0, 1.0).astype(np.float32)
     gray = est.working_luma(color)
@@ -215,3 +216,20 @@ def _old_photo(color, report, reg_scale):
     den = den.astype(np.float32) / 255
     sharp = smart_sharpen(den, amount=min(1.0, 0.7 / reg_scale ** 0.5))
     return sharp
+
+
+# --- over-sharpening guard (issue 6; deblur_core/guard.py) ------------------------------------------
+def _apply_guard(restored, color, blend, route, psf, report):
+    """Largest blend <= the requested one that keeps halos and flat-area noise gain within limits;
+    the measurements go to report["guard"], a cap also to the warnings."""
+    if blend <= 0 or (psf is not None and psf.shape == (1, 1)):
+        return blend
+    from .guard import DECONV_LIMITS, guard
+    kw = {"radius": 3}
+    if route == "deconvolve" and psf is not None:   # restored detail legitimately exceeds the blurred range
+        kw = dict(DECONV_LIMITS, radius=max(3, max(psf.shape) // 2))
+    _, rep = guard(restored, color, requested=blend, **kw)
+    report["guard"] = rep
+    if rep["capped"]:
+        report.setdefault("warnings", []).append(rep["message"])
+    return rep["applied"]

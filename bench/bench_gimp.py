@@ -1,0 +1,174 @@
+"""GIMP round trip vs the engine alone, same photo, same mode and options.
+
+    .venv/bin/python bench/bench_gimp.py                  # 12 MP (4000 x 3000), motion mode
+    .venv/bin/python bench/bench_gimp.py --mp 2 --mode focus
+
+Prints a table: the engine alone (deblur() in this process), the worker protocol alone (a worker
+process fed through pipes, as the plug-in does), and the plug-in called in GIMP batch mode (read the
+layer, worker, write the new layer and its mask), with the overheads in seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import numpy as np  # noqa: E402
+
+from tools import gimp_batch  # noqa: E402
+
+PROCEDURE = {"auto": "auto", "motion": "motion", "focus": "focus", "shake": "shake",
+             "sharpen": "smart-sharpen", "old-photo": "old-photo"}
+# (engine kwargs, plug-in arguments) per mode: fixed parameters so both sides do the same work
+OPTIONS = {
+    "motion": ({"length": 15.0, "angle": 30.0}, {"length": 15.0, "angle": 30.0}),
+    "focus": ({"radius": 4.0}, {"radius": 4.0}),
+    "sharpen": ({"sharpen_radius": 1.5, "amount": 1.0}, {"radius": 1.5, "amount": 1.0}),
+    "shake": ({"kernel_size": 15}, {"kernel_size": 15}),
+    "auto": ({}, {}),
+    "old-photo": ({}, {}),
+}
+
+
+def make_photo(path, width, height, mode):
+    """A natural photo (scikit-image's astronaut / coffee) scaled to width x height and blurred."""
+    import cv2
+    try:
+        from skimage import data
+        base = np.concatenate([data.astronaut(), data.coffee()[:512, :512]], axis=1)
+    except Exception:  # noqa: BLE001 - scikit-image missing: a synthetic scene
+        yy, xx = np.mgrid[0:512, 0:1024]
+        base = (np.stack([np.sin(xx / 7.0), np.cos(yy / 5.0), np.sin((xx + yy) / 11.0)], -1) * 127 + 128)
+        base = base.astype(np.uint8)
+    img = cv2.resize(base, (width, height), interpolation=cv2.INTER_CUBIC)
+    k = np.zeros((15, 15), np.float32)
+    c = 7
+    a = math.radians(30.0)
+    for t in np.linspace(-7, 7, 57):
+        k[int(round(c - t * math.sin(a))), int(round(c + t * math.cos(a)))] = 1
+    k /= k.sum()
+    img = cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REFLECT)
+    cv2.imwrite(path, img[:, :, ::-1])
+    return img
+
+
+GIMP_CODE = r'''
+import time
+t0 = time.monotonic()
+image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(%(path)r))
+layer = image.get_layers()[0]
+RESULT["load_s"] = time.monotonic() - t0
+t0 = time.monotonic()
+status, values = call_procedure(%(proc)r, image, [layer], **%(args)r)
+RESULT["procedure_s"] = time.monotonic() - t0
+RESULT["status"] = status
+RESULT["message"] = values if isinstance(values, str) else None
+RESULT["layers"] = [l.get_name() for l in image.get_layers()]
+RESULT["report"] = values[1] if status == "success" else None
+image.delete()
+'''
+
+
+def worker_round_trip(img, mode, options):
+    """Feed the worker like the plug-in does; returns (seconds, report)."""
+    h, w, c = img.shape
+    header = {"op": "deblur", "width": w, "height": h, "channels": c,
+              "options": dict(mode=mode, strength=50.0, mask="auto", **options)}
+    env = dict(os.environ, PYTHONPATH=REPO)
+    t0 = time.perf_counter()
+    p = subprocess.Popen([sys.executable, "-m", "deblur_core.worker"], cwd=REPO, env=env,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    p.stdin.write(json.dumps(header).encode() + b"\n")
+    p.stdin.write(np.ascontiguousarray(img, "<f4").tobytes())
+    p.stdin.close()
+    final = None
+    while True:
+        line = p.stdout.readline()
+        if not line:
+            break
+        msg = json.loads(line)
+        if "ok" in msg:
+            final = msg
+            break
+    if final and final["ok"]:
+        for o in final["outputs"]:
+            p.stdout.read(int(np.prod(o["shape"])) * 4)
+    p.wait()
+    dt = time.perf_counter() - t0
+    if not final or not final["ok"]:
+        raise SystemExit(f"worker failed: {final}")
+    return dt, final["report"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", default="motion", choices=sorted(PROCEDURE))
+    ap.add_argument("--mp", type=float, default=12.0, help="megapixels (4:3), default 12")
+    ap.add_argument("--profile", help="GIMP profile with the plug-in installed (default: a temporary one)")
+    args = ap.parse_args()
+
+    width = int(round(math.sqrt(args.mp * 1e6 * 4 / 3)))
+    height = int(round(width * 3 / 4))
+    gimp = gimp_batch.find_gimp_console()
+    if not gimp:
+        raise SystemExit("GIMP 3 not found (python3 install.py --install-gimp)")
+    eng_opts, plug_opts = OPTIONS[args.mode]
+
+    with tempfile.TemporaryDirectory(prefix="bench-gimp-") as tmp:
+        path = os.path.join(tmp, "photo.png")
+        rgb8 = make_photo(path, width, height, args.mode)
+        img = rgb8.astype(np.float32) / 255.0
+
+        profile = args.profile
+        if not profile:
+            profile = os.path.join(tmp, "profile")
+            subprocess.run([sys.executable, os.path.join(REPO, "install.py"), "--profile", profile,
+                            "--skip-venv"], check=True, capture_output=True)
+
+        from deblur_core import deblur
+        t0 = time.perf_counter()
+        res = deblur(img, mode=args.mode, strength=50.0, mask="auto", **eng_opts)
+        engine_s = time.perf_counter() - t0
+        del res
+
+        worker_s, _ = worker_round_trip(img, args.mode, eng_opts)
+
+        code = gimp_batch.HELPERS + GIMP_CODE % {
+            "path": path, "proc": "plug-in-ai-deblur-" + PROCEDURE[args.mode],
+            "args": dict(strength=50.0, mask="auto", **plug_opts)}
+        t0 = time.perf_counter()
+        res = gimp_batch.run_python(code, profile=profile, gimp=gimp, timeout=3600, check=True)
+        gimp_total = time.perf_counter() - t0
+        if res.get("status") != "success":
+            raise SystemExit(f"the plug-in failed: {res.get('message')}\n{res.get('_log', '')[-2000:]}")
+
+    proc_s = res["procedure_s"]
+    rows = [
+        ("engine alone: deblur() in-process", engine_s, None),
+        ("worker round trip (process start, imports, pipes)", worker_s, worker_s - engine_s),
+        ("GIMP procedure call (read layer, worker, new layer + mask)", proc_s, proc_s - engine_s),
+        ("GIMP batch total (launch, PNG load, call, quit)", gimp_total, gimp_total - engine_s),
+    ]
+    print(f"\nAI Deblur GIMP round trip, mode={args.mode}, {width}x{height} RGB ({width * height / 1e6:.1f} MP), "
+          f"GIMP {gimp_batch.gimp_version(gimp)}, {os.cpu_count()} CPU(s)")
+    print(f"{'step':<62} {'seconds':>9} {'overhead s':>11}")
+    print("-" * 84)
+    for name, sec, over in rows:
+        print(f"{name:<62} {sec:>9.2f} {'' if over is None else f'{over:>+11.2f}'}")
+    timing = (json.loads(res.get("report") or "{}") or {}).get("plugin_timing") or {}
+    if timing:
+        print("\ninside the GIMP procedure: read layer %.2f s, worker (engine + transfer) %.2f s, "
+              "write new layer + mask %.2f s" % (timing["read_s"], timing["worker_s"], timing["write_s"]))
+    print(f"PNG load in GIMP: {res['load_s']:.2f} s; new layer: {res['layers'][0]}")
+
+
+if __name__ == "__main__":
+    main()

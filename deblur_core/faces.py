@@ -1,0 +1,334 @@
+"""Faces, eyes and mouths, and the soft face mask used for selective (portrait) deblurring.
+
+Detection uses OpenCV's Haar cascades (Viola & Jones 2001; Lienhart & Maydt 2002) shipped inside the
+``opencv-python(-headless)`` wheel under ``cv2.data.haarcascades``: frontal faces, profile faces (run on
+the image and its mirror, the cascade only knows one side), and eyes / smiles inside each face. Nothing
+is downloaded. Detection runs on a downscaled, contrast-equalised copy (at most ``max_side`` px), so it
+takes a fraction of a second even on a 24 MP photo; boxes come back in full-resolution pixels.
+
+Haar features are coarse box sums: they work on blurred photos too, which is the point here (a face
+has to be found *before* it is deblurred).
+
+:func:`face_mask` turns the detections into a float (H, W) mask in [0, 1]: a feathered ellipse per face
+at ``face_level`` (0.7), eyes at ``eyes_boost`` (1.0) and the mouth in between: in a portrait the eyes
+must be crisp; skin should only be lightly touched (sharpening skin texture is unflattering).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+__all__ = ["Face", "FaceDetectorUnavailable", "detect_faces", "face_mask", "cascade_path", "to_gray_u8"]
+
+CASCADES = {
+    "frontal": "haarcascade_frontalface_default.xml",
+    "frontal_alt": "haarcascade_frontalface_alt2.xml",
+    "profile": "haarcascade_profileface.xml",
+    "eye": "haarcascade_eye.xml",
+    "eye_glasses": "haarcascade_eye_tree_eyeglasses.xml",
+    "smile": "haarcascade_smile.xml",
+}
+_cache: dict = {}
+
+
+class FaceDetectorUnavailable(RuntimeError):
+    """The Haar cascade files are missing (an OpenCV build without ``cv2.data``)."""
+
+
+Box = tuple  # (x, y, w, h) ints, full-resolution pixels
+
+
+@dataclass
+class Face:
+    box: Box                                   # (x, y, w, h) of the face, full-resolution px
+    kind: str = "frontal"                      # "frontal", "profile-left", "profile-right"
+    score: float = 0.0                         # cascade confidence (level weight), higher = surer
+    eyes: list = field(default_factory=list)   # [(x, y, w, h), ...] full-resolution px
+    mouth: Box | None = None
+    eyes_estimated: bool = False               # True: eye positions from face geometry, not detected
+    mouth_estimated: bool = False
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form (for reports)."""
+        return {"box": [int(v) for v in self.box], "kind": self.kind, "score": round(float(self.score), 3),
+                "eyes": [[int(v) for v in e] for e in self.eyes],
+                "mouth": None if self.mouth is None else [int(v) for v in self.mouth],
+                "eyes_estimated": self.eyes_estimated, "mouth_estimated": self.mouth_estimated}
+
+
+def cascade_path(name: str) -> str:
+    """Path of one of the bundled Haar cascades (``CASCADES`` key); raises FaceDetectorUnavailable."""
+    fname = CASCADES[name]
+    base = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    candidates = [os.path.join(base, fname)] if base else []
+    env = os.environ.get("AI_DEBLUR_HAAR_DIR")
+    if env:
+        candidates.insert(0, os.path.join(env, fname))
+    candidates += [os.path.join(p, fname) for p in ("/usr/share/opencv4/haarcascades", "/usr/share/opencv/haarcascades")]
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+    raise FaceDetectorUnavailable(
+        f"OpenCV's Haar cascade {fname} was not found (looked in: {', '.join(candidates) or 'nowhere'}). "
+        "Face detection needs the opencv-python or opencv-python-headless wheel, which ships them under "
+        "cv2.data.haarcascades; reinstall it (python3 install.py) or set AI_DEBLUR_HAAR_DIR to a folder "
+        "holding the haarcascade_*.xml files.")
+
+
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    if name not in _cache:
+        path = cascade_path(name)
+        clf = cv2.CascadeClassifier(path)
+        if clf.empty():
+            raise FaceDetectorUnavailable(f"OpenCV could not load the Haar cascade {path}")
+        _cache[name] = clf
+    return _cache[name]
+
+
+def to_gray_u8(image: np.ndarray) -> np.ndarray:
+    """8-bit gamma-encoded gray of an engine image (float [0, 1] sRGB, or uint8/uint16; alpha ignored)."""
+    img = np.asarray(image)
+    if img.dtype == np.uint8:
+        f = img.astype(np.float32) / 255
+    elif img.dtype == np.uint16:
+        f = img.astype(np.float32) / 65535
+    else:
+        f = img.astype(np.float32)
+    if f.ndim == 3:
+        c = f.shape[2]
+        f = f[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32) if c >= 3 else f[..., 0]
+    return np.clip(f * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _detect(clf, gray, *, min_size, neighbors, scale=1.1):
+    """detectMultiScale3 -> (boxes (N, 4) int, weights (N,)). Falls back when level weights are absent."""
+    try:
+        boxes, _levels, weights = clf.detectMultiScale3(gray, scaleFactor=scale, minNeighbors=neighbors,
+                                                        minSize=(int(min_size), int(min_size)),
+                                                        outputRejectLevels=True)
+        boxes = np.asarray(boxes, np.int32).reshape(-1, 4)
+        weights = np.asarray(weights, np.float64).reshape(-1)
+        if len(weights) != len(boxes):
+            weights = np.ones(len(boxes))
+    except cv2.error:
+        boxes = np.asarray(clf.detectMultiScale(gray, scaleFactor=scale, minNeighbors=neighbors,
+                                                minSize=(int(min_size), int(min_size))), np.int32).reshape(-1, 4)
+        weights = np.ones(len(boxes))
+    return boxes, weights
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / float(aw * ah + bw * bh - inter + 1e-9)
+
+
+def _overlaps(a, b) -> bool:
+    """Same face: boxes overlap a lot, or one holds the other's centre."""
+    if _iou(a, b) > 0.3:
+        return True
+    for p, q in ((a, b), (b, a)):
+        cx, cy = p[0] + p[2] / 2, p[1] + p[3] / 2
+        if q[0] <= cx <= q[0] + q[2] and q[1] <= cy <= q[1] + q[3] and min(p[2], q[2]) > 0.5 * max(p[2], q[2]):
+            return True
+    return False
+
+
+def _features(gray, box, face_kind):
+    """Eyes and mouth inside one face (small-image coordinates). Returns (eyes, mouth, eyes_est, mouth_est)."""
+    x, y, w, h = box
+    H, W = gray.shape
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
+    roi = gray[y0:y1, x0:x1]
+    up = 1.0
+    if roi.shape[1] < 160:  # eye cascades need ~20 px eyes: enlarge small faces
+        up = 160.0 / max(1, roi.shape[1])
+        roi = cv2.resize(roi, (max(1, round(roi.shape[1] * up)), max(1, round(roi.shape[0] * up))),
+                         interpolation=cv2.INTER_CUBIC)
+    rh, rw = roi.shape
+    eyes = []
+    top = roi[: int(rh * 0.6)]
+    for name in ("eye", "eye_glasses"):
+        boxes, weights = _detect(_cascade(name), top, min_size=max(12, rw // 10), neighbors=4)
+        cand = []
+        for b, s in zip(boxes, weights):
+            bx, by, bw, bh = b
+            cy = by + bh / 2
+            if bw > rw * 0.45 or cy < rh * 0.15:       # too big, or on the forehead/hair
+                continue
+            cand.append((float(s), tuple(int(v) for v in b)))
+        cand.sort(reverse=True)
+        for s, b in cand:
+            if len(eyes) >= 2:
+                break
+            if all(_iou(b, e) < 0.1 and abs((b[0] + b[2] / 2) - (e[0] + e[2] / 2)) > rw * 0.15 for e in eyes):
+                eyes.append(b)
+        if len(eyes) >= 2:
+            break
+    eyes_est = False
+    if face_kind == "frontal" and len(eyes) < 2:
+        ew, eh = rw * 0.24, rh * 0.16
+        geo = [(rw * 0.30, rh * 0.40), (rw * 0.70, rh * 0.40)]
+        if len(eyes) == 1:  # keep the detected one, mirror it for the other
+            e = eyes[0]
+            ecx, ecy = e[0] + e[2] / 2, e[1] + e[3] / 2
+            geo = [(rw - ecx, ecy)]
+        for cx, cy in geo:
+            eyes.append((int(cx - ew / 2), int(cy - eh / 2), int(ew), int(eh)))
+        eyes_est = True
+    elif face_kind != "frontal" and not eyes:
+        # profile cascade is trained on left-facing faces: the visible eye is in the left half
+        cx = rw * (0.35 if face_kind == "profile-left" else 0.65)
+        eyes.append((int(cx - rw * 0.12), int(rh * 0.40 - rh * 0.08), int(rw * 0.24), int(rh * 0.16)))
+        eyes_est = True
+    mouth = None
+    bottom_y = int(rh * 0.6)
+    bottom = roi[bottom_y:]
+    if bottom.size and bottom.shape[0] >= 12:
+        boxes, weights = _detect(_cascade("smile"), bottom, min_size=max(12, rw // 6), neighbors=20)
+        best = None
+        for b, s in zip(boxes, weights):
+            bx, by, bw, bh = b
+            cx = bx + bw / 2
+            if abs(cx - rw / 2) > rw * 0.25 and face_kind == "frontal":
+                continue
+            if best is None or s > best[0]:
+                best = (float(s), (int(bx), int(by) + bottom_y, int(bw), int(bh)))
+        if best is not None:
+            mouth = best[1]
+    mouth_est = mouth is None
+    if mouth is None:
+        cx = rw * {"frontal": 0.5, "profile-left": 0.4, "profile-right": 0.6}[face_kind]
+        mouth = (int(cx - rw * 0.2), int(rh * 0.72), int(rw * 0.4), int(rh * 0.15))
+    back = lambda b: (x0 + b[0] / up, y0 + b[1] / up, b[2] / up, b[3] / up)  # noqa: E731
+    return [back(e) for e in eyes], back(mouth), eyes_est, mouth_est
+
+
+def detect_faces(image: np.ndarray, *, max_side: int = 1024, min_face: float = 0.03, profile: bool = True,
+                 features: bool = True, neighbors: int = 5) -> list[Face]:
+    """Find faces (frontal and profile) and their eyes and mouth.
+
+    Parameters
+    ----------
+    image : ndarray (H, W) or (H, W, C), float32 [0, 1] sRGB-encoded (or uint8 / uint16). A linear-light
+        gray works too but detects less well (Haar cascades were trained on gamma-encoded photos).
+    max_side : int
+        Detection runs on a copy downscaled to at most this many px on the long side.
+    min_face : float
+        Smallest face searched, as a fraction of the image's short side (at least 20 px of the small copy).
+    profile : bool
+        Also look for faces seen from the side.
+    features : bool
+        Locate eyes and mouth inside each face (estimated from the face geometry when not found).
+    neighbors : int
+        Cascade ``minNeighbors``: higher = fewer false faces, fewer found.
+
+    Returns
+    -------
+    list of :class:`Face`, boxes in full-resolution pixels, biggest first.
+
+    Raises
+    ------
+    FaceDetectorUnavailable when OpenCV's Haar cascade files are missing.
+    """
+    gray = to_gray_u8(image)
+    H, W = gray.shape
+    s = min(1.0, max_side / max(H, W))
+    small = gray if s == 1.0 else cv2.resize(gray, (max(1, round(W * s)), max(1, round(H * s))),
+                                             interpolation=cv2.INTER_AREA)
+    small = cv2.equalizeHist(small)
+    min_size = max(20, int(min(small.shape) * min_face))
+    found = []  # (score, kind, box)
+    boxes, weights = _detect(_cascade("frontal"), small, min_size=min_size, neighbors=neighbors)
+    found += [(float(w) + 1.0, "frontal", tuple(int(v) for v in b)) for b, w in zip(boxes, weights)]
+    if profile:
+        sw = small.shape[1]
+        for flipped in (False, True):
+            img = small[:, ::-1].copy() if flipped else small
+            boxes, weights = _detect(_cascade("profile"), img, min_size=min_size, neighbors=neighbors)
+            for b, w in zip(boxes, weights):
+                x, y, bw, bh = (int(v) for v in b)
+                if flipped:
+                    x = sw - x - bw
+                found.append((float(w), "profile-right" if flipped else "profile-left", (x, y, bw, bh)))
+    # Non-maximum suppression; frontal detections get +1 so they win over a profile of the same face.
+    found.sort(key=lambda t: -t[0])
+    kept = []
+    for score, kind, box in found:
+        if all(not _overlaps(box, k[2]) for k in kept):
+            kept.append((score, kind, box))
+    faces = []
+    for score, kind, box in kept:
+        eyes, mouth, eyes_est, mouth_est = ([], None, False, False)
+        if features:
+            eyes, mouth, eyes_est, mouth_est = _features(small, box, kind)
+        sc = lambda b: tuple(int(round(v / s)) for v in b)  # noqa: E731
+        faces.append(Face(box=sc(box), kind=kind, score=score - (1.0 if kind == "frontal" else 0.0),
+                          eyes=[sc(e) for e in eyes], mouth=None if mouth is None else sc(mouth),
+                          eyes_estimated=eyes_est, mouth_estimated=mouth_est))
+    faces.sort(key=lambda f: -f.box[2] * f.box[3])
+    return faces
+
+
+def _as_face(f) -> Face:
+    if isinstance(f, Face):
+        return f
+    if isinstance(f, dict):
+        return Face(box=tuple(f["box"]), kind=f.get("kind", "frontal"), score=f.get("score", 0.0),
+                    eyes=[tuple(e) for e in f.get("eyes", [])], mouth=tuple(f["mouth"]) if f.get("mouth") else None)
+    return Face(box=tuple(int(v) for v in f))  # a bare (x, y, w, h)
+
+
+def face_mask(shape, faces, *, eyes_boost: float = 1.0, face_level: float = 0.7, mouth_level: float = 0.85,
+              feather: float = 0.12, max_side: int = 1024) -> np.ndarray:
+    """Soft mask (H, W) float32 in [0, 1] over the faces.
+
+    Each face is an ellipse a little taller than its box (the cascade's box cuts forehead and chin) at
+    ``face_level``; eyes (ellipses over the eye boxes, a bit enlarged to take in lashes and brows) at
+    ``eyes_boost``; the mouth at ``mouth_level``. Edges are feathered with a gaussian of ``feather``
+    times the face width. Built at <= ``max_side`` px and resized (the mask is smooth).
+
+    ``faces``: list of :class:`Face`, their ``to_dict()`` forms, or bare (x, y, w, h) boxes (then eyes
+    are not boosted).
+    """
+    H, W = int(shape[0]), int(shape[1])
+    s = min(1.0, max_side / max(H, W))
+    h, w = max(1, round(H * s)), max(1, round(W * s))
+    out = np.zeros((h, w), np.float32)
+    for f in (_as_face(f) for f in faces or []):
+        x, y, bw, bh = (v * s for v in f.box)
+        sig = max(0.8, feather * bw)
+        pad = int(3 * sig + 0.2 * bh) + 2
+        X0, Y0 = max(0, int(x - pad)), max(0, int(y - 0.15 * bh - pad))
+        X1, Y1 = min(w, int(x + bw + pad) + 1), min(h, int(y + 1.15 * bh + pad) + 1)
+        if X1 <= X0 or Y1 <= Y0:
+            continue
+        layer = np.zeros((Y1 - Y0, X1 - X0), np.float32)
+        cx, cy = x + bw / 2 - X0, y + bh * 0.52 - Y0
+        if f.kind == "profile-left":
+            cx -= 0.05 * bw
+        elif f.kind == "profile-right":
+            cx += 0.05 * bw
+        cv2.ellipse(layer, (round(cx * 16), round(cy * 16)), (round(bw * 0.46 * 16), round(bh * 0.62 * 16)),
+                    0, 0, 360, float(face_level), -1, cv2.LINE_AA, 4)
+        layer = cv2.GaussianBlur(layer, (0, 0), sig)
+        feat = np.zeros_like(layer)
+        for (ex, ey, ew, eh), level, grow in ([(e, eyes_boost, 1.35) for e in f.eyes]
+                                             + ([(f.mouth, mouth_level, 1.15)] if f.mouth is not None else [])):
+            ex, ey, ew, eh = ex * s - X0, ey * s - Y0, ew * s, eh * s
+            ax, ay = max(1.0, ew * 0.5 * grow), max(1.0, eh * 0.5 * grow * (0.8 if level == eyes_boost else 1.0))
+            cv2.ellipse(feat, (round((ex + ew / 2) * 16), round((ey + eh / 2) * 16)),
+                        (round(ax * 16), round(ay * 16)), 0, 0, 360, float(level), -1, cv2.LINE_AA, 4)
+        if f.eyes or f.mouth is not None:
+            feat = cv2.GaussianBlur(feat, (0, 0), max(0.6, 0.35 * sig))
+            layer = np.maximum(layer, feat)
+        out[Y0:Y1, X0:X1] = np.maximum(out[Y0:Y1, X0:X1], layer)
+    if (h, w) != (H, W):
+        out = cv2.resize(out, (W, H), interpolation=cv2.INTER_LINEAR)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)

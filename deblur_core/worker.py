@@ -1,0 +1,405 @@
+"""The process GIMP's plug-ins talk to: `<venv python> -m deblur_core.worker` (cwd / PYTHONPATH = repo root).
+
+Protocol (one request per process; cancel = the plug-in kills the process):
+
+request, on stdin:
+    one JSON line  {"op": "deblur" | "analyze" | "ping", "width": W, "height": H, "channels": C,
+                    "options": {...}}
+    then W*H*C little-endian float32 values (row-major, channels last), sRGB-encoded in [0, 1]
+    (the bytes of a GIMP "R'G'B'A float" / "R'G'B' float" / "Y'A float" / "Y' float" buffer).
+    "ping" sends no pixels (W = H = C = 0); it only imports the engine.
+
+answer, on stdout:
+    any number of  {"progress": f, "message": s}  lines, then exactly one of
+    {"ok": true, "report": {...}, "outputs": [{"name": "image", "shape": [H, W, C]},
+                                              {"name": "mask", "shape": [H, W]}]}
+        followed by the raw little-endian float32 bytes of each output, in order;
+    {"ok": false, "error": "one clear sentence"}
+
+deblur options: mode ("auto", "motion", "focus", "shake", "sharpen", "old-photo"), strength (0-100),
+mask ("auto", "full", "none", "faces", "subject"), and the engine's mode options (length, angle,
+radius, kernel_size, sharpen_radius, amount, threshold, use_network, roi); None / 0 / missing = auto
+(angle 0 counts only with "angle_set": true); kernel (2-D list) = a known PSF;
+preview_blend ("mask" / "original", for dialog previews) returns the image already blended with the
+mask (or the original), as the new layer with its mask will look.
+
+stdout carries the protocol only: everything else printed in this process (Python or C libraries)
+goes to stderr, which the plug-in keeps for its error messages.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import sys
+import threading
+import traceback
+
+PROTOCOL_VERSION = 1
+MAX_PIXELS = 400_000_000  # sanity bound on W*H*C (1.6 GB of float32)
+
+# Mode options the engine knows; 0 / None from the plug-in means "auto" and is not passed on.
+_NUMERIC_OPTIONS = ("length", "angle", "radius", "kernel_size", "sharpen_radius", "amount", "threshold")
+_ZERO_IS_AUTO = ("length", "radius", "kernel_size", "sharpen_radius", "amount")
+_MODES = ("auto", "motion", "focus", "shake", "sharpen", "old-photo")
+_MASKS = ("auto", "full", "none", "faces", "subject")
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def _engine():
+    # AI_DEBLUR_ENGINE lets tests substitute a module with the same deblur/analyze API.
+    name = os.environ.get("AI_DEBLUR_ENGINE") or "deblur_core"
+    eng = importlib.import_module(name)
+    missing = [f for f in ("deblur", "analyze") if not callable(getattr(eng, f, None))]
+    if missing:
+        raise RuntimeError(f"the engine module {name!r} has no {' / '.join(missing)}(); "
+                           "the installation is incomplete")
+    return eng
+
+
+def _jsonable(obj):
+    """json.dumps default=: numpy scalars and arrays, tuples, paths."""
+    try:
+        import numpy as np
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+        if isinstance(obj, np.generic):
+            return obj.item()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    return str(obj)
+
+
+def _clean_floats(obj):
+    """NaN / inf are not JSON: turn them into None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_floats(v) for v in obj]
+    return obj
+
+
+class Channel:
+    """The protocol side of stdout (a private dup of fd 1; fd 1 itself is pointed at stderr)."""
+
+    def __init__(self, out):
+        self.out = out
+        self.lock = threading.Lock()
+
+    def line(self, obj):
+        text = json.dumps(_clean_floats(json.loads(json.dumps(obj, default=_jsonable))),
+                          separators=(",", ":"))
+        with self.lock:
+            self.out.write(text.encode("utf-8") + b"\n")
+            self.out.flush()
+
+    def raw(self, data):
+        with self.lock:
+            mv = memoryview(data).cast("B")
+            step = 1 << 24
+            for i in range(0, len(mv), step):
+                self.out.write(mv[i:i + step])
+            self.out.flush()
+
+
+def _read_exact(stream, nbytes):
+    import numpy as np
+    buf = np.empty(nbytes, dtype=np.uint8)
+    mv = memoryview(buf)
+    got = 0
+    while got < nbytes:
+        n = stream.readinto(mv[got:])
+        if not n:
+            raise ProtocolError(f"the input ended after {got} of {nbytes} pixel bytes")
+        got += n
+    return buf
+
+
+def _parse_header(stream):
+    line = stream.readline(1 << 20)
+    if not line:
+        raise ProtocolError("no request was received on standard input")
+    try:
+        req = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"the request line is not valid JSON ({exc})") from None
+    if not isinstance(req, dict):
+        raise ProtocolError("the request line must be a JSON object")
+    op = req.get("op")
+    if op not in ("deblur", "analyze", "ping"):
+        raise ProtocolError(f"unknown op {op!r} (expected 'deblur', 'analyze' or 'ping')")
+    if op != "ping":
+        try:
+            w, h, c = int(req["width"]), int(req["height"]), int(req["channels"])
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError("the request needs integer width, height and channels") from None
+        if w < 1 or h < 1 or c not in (1, 2, 3, 4):
+            raise ProtocolError(f"bad image size {w}x{h} with {c} channels")
+        if w * h * c > MAX_PIXELS:
+            raise ProtocolError(f"the image ({w}x{h}x{c}) is larger than this worker accepts")
+        req["width"], req["height"], req["channels"] = w, h, c
+    opts = req.get("options") or {}
+    if not isinstance(opts, dict):
+        raise ProtocolError("options must be a JSON object")
+    req["options"] = opts
+    return req
+
+
+def _deblur_kwargs(opts):
+    mode = str(opts.get("mode") or "auto")
+    if mode not in _MODES:
+        raise ProtocolError(f"unknown mode {mode!r}; use one of {', '.join(_MODES)}")
+    mask = str(opts.get("mask") or "auto")
+    if mask not in _MASKS:
+        raise ProtocolError(f"unknown mask {mask!r}; use one of {', '.join(_MASKS)}")
+    strength = float(opts.get("strength", 50.0))
+    if not math.isfinite(strength):
+        raise ProtocolError("strength must be a number")
+    strength = min(100.0, max(0.0, strength))
+    extra = {}
+    for key in _NUMERIC_OPTIONS:
+        val = opts.get(key)
+        if val is None:
+            continue
+        val = float(val)
+        if not math.isfinite(val) or (key in _ZERO_IS_AUTO and val <= 0):
+            continue
+        if key == "angle" and val == 0 and not opts.get("angle_set"):
+            continue  # 0 = auto in the plug-in's controls
+        extra[key] = val
+    if "kernel_size" in extra:
+        extra["kernel_size"] = int(round(extra["kernel_size"]))
+    if opts.get("use_network") is not None:
+        extra["use_network"] = bool(opts["use_network"])
+    roi = opts.get("roi")
+    if roi:
+        extra["roi"] = tuple(int(v) for v in roi)
+    kernel = opts.get("kernel")  # optional explicit PSF (list of lists)
+    return mode, strength, mask, kernel, extra
+
+
+def _as_engine_image(flat, h, w, c):
+    import numpy as np
+    img = flat.view("<f4").astype(np.float32, copy=False).reshape(h, w, c)
+    img = np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
+    np.clip(img, 0.0, 1.0, out=img)
+    return img[:, :, 0] if c == 1 else img
+
+
+def _finish_image(out, src):
+    """Engine output -> (H, W, C) float32 with the source alpha carried through."""
+    import numpy as np
+    h, w = src.shape[:2]
+    c = 1 if src.ndim == 2 else src.shape[2]
+    out = np.asarray(out, dtype=np.float32)
+    if out.ndim == 2:
+        out = out[:, :, None]
+    if out.shape[:2] != (h, w):
+        raise RuntimeError(f"the engine returned an image of shape {out.shape}, expected {(h, w, c)}")
+    if out.shape[2] != c:
+        if c in (2, 4) and out.shape[2] == c - 1:  # engine dropped alpha: put it back
+            s3 = src if src.ndim == 3 else src[:, :, None]
+            out = np.concatenate([out, s3[:, :, -1:]], axis=2)
+        else:
+            raise RuntimeError(f"the engine returned {out.shape[2]} channels, expected {c}")
+    out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
+    np.clip(out, 0.0, 1.0, out=out)
+    if c in (2, 4):  # alpha is never touched
+        out[:, :, -1] = src[:, :, -1]
+    return np.ascontiguousarray(out, dtype="<f4")
+
+
+def _finish_mask(mask, h, w):
+    import numpy as np
+    if mask is None:
+        return np.ones((h, w), dtype="<f4")
+    m = np.asarray(mask, dtype=np.float32)
+    if m.ndim == 3:
+        m = m[:, :, 0]
+    if m.shape != (h, w):
+        raise RuntimeError(f"the engine returned a mask of shape {m.shape}, expected {(h, w)}")
+    m = np.nan_to_num(m, nan=1.0, posinf=1.0, neginf=0.0)
+    np.clip(m, 0.0, 1.0, out=m)
+    return np.ascontiguousarray(m, dtype="<f4")
+
+
+def _error_sentence(exc):
+    msg = str(exc).strip().replace("\n", " ")
+    if isinstance(exc, (ProtocolError, ValueError, RuntimeError)) and msg:
+        return msg
+    if isinstance(exc, MemoryError):
+        return "the engine ran out of memory; try a smaller selection"
+    if isinstance(exc, ModuleNotFoundError):
+        return (f"a part of the engine is missing ({msg}); run `python3 install.py --check` "
+                "in the AI Deblur folder")
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+def _kernel_for_report(eng, image, report):
+    """report["kernel"] when analyze() did not include one: the parametric PSF the report describes,
+    or (camera shake) the blind estimate a shake deblur computes. None for sharp photos / failures."""
+    import numpy as np
+    btype = report.get("blur_type") or report.get("type")
+    if btype in (None, "sharp", "none"):
+        return None
+    kernel = None
+    try:
+        from deblur_core.classifier import kernel_for
+        k = np.asarray(kernel_for(report), np.float32)
+        if k.ndim == 2 and k.size > 1:
+            kernel = k
+    except Exception:  # noqa: BLE001 - fall back to a deblur run below
+        traceback.print_exc(file=sys.stderr)
+    if kernel is None:
+        mode = {"motion": "motion", "defocus": "focus", "gaussian": "focus", "shake": "shake"}.get(btype)
+        if mode is None:
+            return None
+        try:
+            res = eng.deblur(image, mode=mode, strength=50, mask="full")
+            k = getattr(res, "kernel", None)
+            if k is None:
+                k = (getattr(res, "report", None) or {}).get("kernel")
+            kernel = None if k is None else np.asarray(k, np.float32)
+        except Exception:  # noqa: BLE001 - the analysis itself succeeded
+            traceback.print_exc(file=sys.stderr)
+            return None
+    if kernel is None or kernel.ndim != 2 or not np.isfinite(kernel).all():
+        return None
+    return kernel.round(6).tolist()
+
+
+def serve(stdin, chan):
+    req = _parse_header(stdin)
+    op = req["op"]
+    opts = req["options"]
+
+    if op == "ping":
+        eng = _engine()
+        import numpy as np
+        chan.line({"ok": True, "outputs": [],
+                   "report": {"protocol": PROTOCOL_VERSION, "python": sys.version.split()[0],
+                              "numpy": np.__version__, "engine": getattr(eng, "__file__", None),
+                              "engine_version": getattr(eng, "__version__", None)}})
+        return 0
+
+    h, w, c = req["height"], req["width"], req["channels"]
+    # Read the pixels while the (slow) engine import runs.
+    box = {}
+
+    def reader():
+        try:
+            box["data"] = _read_exact(stdin, h * w * c * 4)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            box["error"] = exc
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    eng = _engine()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    image = _as_engine_image(box.pop("data"), h, w, c)
+
+    def progress(fraction, message=""):
+        try:
+            f = float(fraction)
+        except (TypeError, ValueError):
+            f = 0.0
+        f = min(1.0, max(0.0, f)) if math.isfinite(f) else 0.0
+        chan.line({"progress": f, "message": str(message or "")})
+
+    if op == "analyze":
+        progress(0.0, "Analyzing blur")
+        report = eng.analyze(image)
+        if not isinstance(report, dict):
+            report = {"result": report}
+        if opts.get("want_kernel") and not report.get("kernel"):
+            progress(0.5, "Estimating the blur kernel")
+            kernel = _kernel_for_report(eng, image, report)
+            if kernel is not None:
+                report["kernel"] = kernel
+        progress(1.0, "Done")
+        chan.line({"ok": True, "report": report, "outputs": []})
+        return 0
+
+    import numpy as np
+    mode, strength, mask, kernel, extra = _deblur_kwargs(opts)
+    if kernel is not None:
+        kernel = np.asarray(kernel, dtype=np.float32)
+        if kernel.ndim != 2 or kernel.size == 0 or not np.isfinite(kernel).all():
+            raise ProtocolError("the kernel option must be a non-empty 2-D list of numbers")
+    progress(0.0, f"Starting {mode} deblur")
+    res = eng.deblur(image, mode=mode, strength=strength, kernel=kernel, mask=mask,
+                     progress=progress, **extra)
+    out = _finish_image(res.image, image)
+    m = _finish_mask(getattr(res, "mask", None), h, w)
+    blend = opts.get("preview_blend")  # dialog previews: show the result as the layer mask will
+    if blend in ("mask", "original"):
+        src = image if image.ndim == 3 else image[:, :, None]
+        weight = m[:, :, None] if blend == "mask" else np.zeros((h, w, 1), np.float32)
+        out = np.ascontiguousarray(src + (out - src) * weight, dtype="<f4")
+    report = dict(getattr(res, "report", None) or {})
+    report.setdefault("title", f"AI Deblur: {mode}, {strength:g}%")
+    chan.line({"ok": True, "report": report,
+               "outputs": [{"name": "image", "shape": list(out.shape)},
+                           {"name": "mask", "shape": list(m.shape)}]})
+    chan.raw(out)
+    chan.raw(m)
+    return 0
+
+
+def _watch_parent(interval=1.0):
+    """Exit when the plug-in that started us is gone (GIMP cancelled or crashed): no orphans."""
+    if os.name != "posix":
+        return
+    parent = os.getppid()
+
+    def loop():
+        import time
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=loop, daemon=True, name="parent-watch").start()
+
+
+def main():
+    # Keep stdout for the protocol: the protocol writes to a private dup of fd 1, and fd 1 / sys.stdout
+    # become stderr, so stray prints (ours, the engine's, C libraries') cannot corrupt the stream.
+    proto = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    chan = Channel(proto)
+    _watch_parent()
+    stdin = sys.stdin.buffer
+    try:
+        rc = serve(stdin, chan)
+    except BrokenPipeError:
+        return 2  # the plug-in went away (cancel)
+    except KeyboardInterrupt:
+        return 130
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes one protocol line
+        traceback.print_exc(file=sys.stderr)
+        try:
+            chan.line({"ok": False, "error": _error_sentence(exc)})
+        except BrokenPipeError:
+            return 2
+        return 1
+    try:
+        proto.flush()
+    except BrokenPipeError:
+        return 2
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,624 @@
+#!/usr/bin/env python3
+# AI Deblur for GIMP 3: motion / focus / camera-shake deblurring, smart sharpening, old-photo clarity
+# and blur analysis. The pixel maths runs in a separate engine process (deblur_core.worker, in the
+# venv install.py created); this file only talks to GIMP (standard library + gi).
+# install.py rewrites the shebang above to a system Python that has GIMP's gi bindings.
+
+import json
+import os
+import sys
+import threading
+import time
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("GimpUi", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gimp, GimpUi, Gegl, GLib, GObject  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import ai_deblur_client as client  # noqa: E402
+
+PLUG_IN_BINARY = "ai-deblur"
+MENU_PATH = "<Image>/Filters/Enhance/AI Deblur"
+AUTHOR = "AI Deblur for GIMP contributors"
+
+# procedure name -> (engine mode or None for analyze, menu label, blurb)
+PROCEDURES = {
+    "plug-in-ai-deblur-auto": ("auto", "Auto Deblur...",
+                               "Detect the kind of blur and remove it"),
+    "plug-in-ai-deblur-motion": ("motion", "Motion Deblur...",
+                                 "Remove linear motion blur (length and angle estimated or given)"),
+    "plug-in-ai-deblur-focus": ("focus", "Focus Correction...",
+                                "Correct out-of-focus (defocus) blur"),
+    "plug-in-ai-deblur-shake": ("shake", "Camera Shake...",
+                                "Remove camera-shake blur with a blindly estimated kernel"),
+    "plug-in-ai-deblur-smart-sharpen": ("sharpen", "Smart Sharpen...",
+                                        "Halo-free sharpening for slight softness"),
+    "plug-in-ai-deblur-old-photo": ("old-photo", "Old Photo Clarity...",
+                                    "Restore clarity to soft scanned or old photographs"),
+    "plug-in-ai-deblur-analyze": (None, "Analyze Blur...",
+                                  "Report the kind and amount of blur and whether it can be fixed"),
+}
+
+MASK_CHOICES = [
+    # nick, label, help
+    ("auto", "Auto (blur map)", "Apply where the image is blurred, computed by the engine"),
+    ("full", "Full (white)", "Apply everywhere"),
+    ("hidden", "Hidden (black)", "Add a black mask: paint white where the correction should show"),
+    ("selection", "Selection", "Apply inside the current selection"),
+    ("faces", "Faces", "Apply on detected faces"),
+    ("subject", "Subject", "Apply on the main subject"),
+]
+ENGINE_MASK = {"auto": "auto", "faces": "faces", "subject": "subject",
+               "full": "full", "hidden": "full", "selection": "full"}
+
+
+def _(text):
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------
+class PlugInError(Exception):
+    """Failure reported to GIMP as an execution error with this message."""
+
+
+def _error(procedure, message, status=Gimp.PDBStatusType.EXECUTION_ERROR):
+    err = GLib.Error.new_literal(GLib.quark_from_string("ai-deblur"), str(message), 0) \
+        if hasattr(GLib.Error, "new_literal") else GLib.Error(str(message))
+    return procedure.new_return_values(status, err)
+
+
+def _success(layer, report):
+    return Gimp.ValueArray.new_from_values([
+        GObject.Value(Gimp.PDBStatusType, Gimp.PDBStatusType.SUCCESS),
+        GObject.Value(Gimp.Layer, layer),
+        GObject.Value(GObject.TYPE_STRING, json.dumps(report, default=str)),
+    ])
+
+
+def _float_format(drawable):
+    """Babl format (sRGB-encoded float) and channel count for reading/writing the drawable."""
+    alpha = drawable.has_alpha()
+    if drawable.is_gray():
+        return ("Y'A float", 2) if alpha else ("Y' float", 1)
+    if drawable.is_rgb():
+        return ("R'G'B'A float", 4) if alpha else ("R'G'B' float", 3)
+    raise PlugInError(_("Indexed layers cannot be deblurred: convert the image with Image > Mode > RGB first."))
+
+
+def _layer_type(image, has_alpha):
+    if image.get_base_type() == Gimp.ImageBaseType.GRAY:
+        return Gimp.ImageType.GRAYA_IMAGE if has_alpha else Gimp.ImageType.GRAY_IMAGE
+    return Gimp.ImageType.RGBA_IMAGE if has_alpha else Gimp.ImageType.RGB_IMAGE
+
+
+def _check_input(image, drawables):
+    if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
+        raise PlugInError(_("Indexed images cannot be deblurred: convert the image with Image > Mode > RGB first."))
+    if not drawables or len(drawables) != 1:
+        raise PlugInError(_("Select exactly one layer to deblur."))
+    drawable = drawables[0]
+    if not isinstance(drawable, Gimp.Layer) or isinstance(drawable, Gimp.LayerMask):
+        raise PlugInError(_("AI Deblur works on layers: select a layer, not a mask or channel."))
+    if drawable.is_group():
+        raise PlugInError(_("Layer groups cannot be deblurred: select a single layer inside the group."))
+    return drawable
+
+
+def _read_region(drawable):
+    """Pixels of the selection's bounds on the drawable: (x, y, w, h, format, channels, bytes)."""
+    nonempty, x, y, w, h = drawable.mask_intersect()
+    if not nonempty or w <= 0 or h <= 0:
+        raise PlugInError(_("The selection does not touch the active layer: nothing to deblur."))
+    fmt, channels = _float_format(drawable)
+    buf = drawable.get_buffer()
+    data = buf.get(Gegl.Rectangle.new(x, y, w, h), 1.0, fmt, Gegl.AbyssPolicy.CLAMP)
+    return x, y, w, h, fmt, channels, bytes(data)
+
+
+def _progress(base=0.0, span=1.0):
+    def cb(fraction, message):
+        if message:
+            Gimp.progress_set_text(message)
+        Gimp.progress_update(base + span * max(0.0, min(1.0, fraction)))
+    return cb
+
+
+def _title(report, fallback):
+    title = str(report.get("title") or fallback).strip() or fallback
+    return title[:200]
+
+
+def _mode_options(mode, config):
+    """Engine options from the procedure's typed arguments (0 = auto, not sent)."""
+    opts = {}
+
+    def get(name):
+        try:
+            return config.get_property(name)
+        except TypeError:
+            return None
+
+    if mode == "motion":
+        length, angle = get("length"), get("angle")
+        if length:
+            opts["length"] = float(length)
+        if angle:
+            opts["angle"] = float(angle) % 180.0
+            opts["angle_set"] = True
+    elif mode == "focus":
+        radius = get("radius")
+        if radius:
+            opts["radius"] = float(radius)
+    elif mode == "shake":
+        size = get("kernel-size")
+        if size:
+            opts["kernel_size"] = int(size)
+    elif mode == "sharpen":
+        for arg, key in (("radius", "sharpen_radius"), ("amount", "amount"), ("threshold", "threshold")):
+            val = get(arg)
+            if val:
+                opts[key] = float(val)
+    return opts
+
+
+def _write_layer_pixels(layer, fmt, w, h, data):
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), fmt, data)
+    buf.flush()
+    layer.update(0, 0, w, h)
+
+
+def _add_mask(image, layer, choice, w, h, mask_bytes):
+    if choice == "hidden":
+        mask = layer.create_mask(Gimp.AddMaskType.BLACK)
+        layer.add_mask(mask)
+    elif choice == "full":
+        mask = layer.create_mask(Gimp.AddMaskType.WHITE)
+        layer.add_mask(mask)
+    elif choice == "selection":
+        kind = Gimp.AddMaskType.WHITE if Gimp.Selection.is_empty(image) else Gimp.AddMaskType.SELECTION
+        mask = layer.create_mask(kind)
+        layer.add_mask(mask)
+    else:
+        mask = layer.create_mask(Gimp.AddMaskType.WHITE)
+        layer.add_mask(mask)
+        if mask_bytes is not None and len(mask_bytes) == w * h * 4:
+            mbuf = mask.get_buffer()
+            # Masks are stored linear: "Y float" writes the engine's values as they are.
+            mbuf.set(Gegl.Rectangle.new(0, 0, w, h), "Y float", mask_bytes)
+            mbuf.flush()
+            mask.update(0, 0, w, h)
+        _limit_to_selection(image, mask)
+    return mask
+
+
+def _limit_to_selection(image, mask):
+    """mask *= selection: fill black through the inverted selection (a partly selected pixel gets
+    black in proportion, which multiplies), then put the user's selection back."""
+    if Gimp.Selection.is_empty(image):
+        return
+    saved = Gimp.Selection.save(image)
+    try:
+        Gimp.Selection.invert(image)
+        if not Gimp.Selection.is_empty(image):
+            Gimp.context_set_foreground(_black())
+            mask.edit_fill(Gimp.FillType.FOREGROUND)
+    finally:
+        image.select_item(Gimp.ChannelOps.REPLACE, saved)
+        image.remove_channel(saved)
+
+
+def _black():
+    color = Gegl.Color.new("black")
+    return color
+
+
+# ---------------------------------------------------------------------------------------------------
+def _run_correction(procedure, mode, image, drawable, config):
+    strength = float(config.get_property("strength"))
+    mask_choice = config.get_property("mask") or "auto"
+    if mask_choice not in ENGINE_MASK:
+        raise PlugInError(_("Unknown mask choice '%s'.") % mask_choice)
+    t0 = time.monotonic()
+    x, y, w, h, fmt, channels, data = _read_region(drawable)
+    t_read = time.monotonic() - t0
+    options = {"mode": mode, "strength": strength, "mask": ENGINE_MASK[mask_choice]}
+    options.update(_mode_options(mode, config))
+
+    Gimp.progress_init(_("AI Deblur: %s") % mode)
+    Gimp.progress_update(0.02)
+    t0 = time.monotonic()
+    try:
+        report, outputs = client.run("deblur", w, h, channels, data, options, progress=_progress(0.05, 0.85))
+    except client.WorkerError as exc:
+        raise PlugInError(str(exc)) from None
+    t_worker = time.monotonic() - t0
+    del data
+    img_shape, img_bytes = outputs.get("image", (None, None))
+    if img_bytes is None or list(img_shape) != [h, w, channels]:
+        raise PlugInError(_("The AI Deblur engine returned an image of the wrong size (%s).") % (img_shape,))
+    mask_bytes = outputs.get("mask", (None, None))[1]
+
+    Gimp.progress_set_text(_("Writing the new layer"))
+    Gimp.progress_update(0.92)
+    title = _title(report, "AI Deblur: %s, %g%%" % (mode, strength))
+    layer = None
+    inserted = False
+    t0 = time.monotonic()
+    image.undo_group_start()
+    Gimp.context_push()
+    try:
+        ok, ox, oy = drawable.get_offsets()
+        layer = Gimp.Layer.new(image, title, w, h, _layer_type(image, drawable.has_alpha()),
+                               100.0, Gimp.LayerMode.NORMAL)
+        if layer is None:
+            raise PlugInError(_("GIMP could not create the new layer."))
+        parent = drawable.get_parent()
+        position = image.get_item_position(drawable)
+        if not image.insert_layer(layer, parent, position):
+            raise PlugInError(_("GIMP could not insert the new layer."))
+        inserted = True
+        layer.set_offsets(ox + x, oy + y)
+        _write_layer_pixels(layer, fmt, w, h, img_bytes)
+        _add_mask(image, layer, mask_choice, w, h, mask_bytes)
+        layer.set_visible(True)
+    except Exception as exc:
+        _discard(image, layer, inserted)
+        if isinstance(exc, PlugInError):
+            raise
+        raise PlugInError(_("Writing the deblurred layer failed: %s") % exc) from None
+    finally:
+        Gimp.context_pop()
+        image.undo_group_end()
+    Gimp.progress_update(1.0)
+    Gimp.displays_flush()
+    report["plugin_timing"] = {"read_s": round(t_read, 3), "worker_s": round(t_worker, 3),
+                               "write_s": round(time.monotonic() - t0, 3)}
+    return layer, report
+
+
+def _discard(image, layer, inserted):
+    if layer is None:
+        return
+    try:
+        if inserted:
+            image.remove_layer(layer)
+        else:
+            layer.delete()
+    except Exception:  # noqa: BLE001 - best effort clean-up
+        pass
+
+
+def _summary(report):
+    """A few readable lines from the analysis report."""
+    def fmt(val):
+        return ("%.3g" % val) if isinstance(val, float) else str(val)
+
+    lines = []
+    btype = report.get("blur_type") or report.get("type")
+    if btype:
+        conf = report.get("confidence")
+        lines.append("Blur: %s%s" % (btype, " (confidence %.0f%%)" % (100 * conf) if isinstance(conf, (int, float)) else ""))
+    params = report.get("params")
+    if isinstance(params, dict) and params:
+        lines.append("Parameters: " + ", ".join("%s %s" % (k, fmt(v)) for k, v in params.items()))
+    if report.get("verdict"):
+        lines.append("Verdict: %s" % report["verdict"])
+    if isinstance(report.get("noise_sigma"), (int, float)):
+        lines.append("Noise: %.3g" % report["noise_sigma"])
+    for key in ("warnings", "advice", "message"):
+        val = report.get(key)
+        if isinstance(val, list):
+            lines.extend("- " + str(v) for v in val)
+        elif val:
+            lines.append(str(val))
+    return "\n".join(lines) or json.dumps(report)[:500]
+
+
+def _kernel_layer(image, drawable, report):
+    """A small gray layer showing report['kernel'] (scaled to its maximum), above the source."""
+    kernel = report.get("kernel")
+    if not kernel or not isinstance(kernel, list) or not isinstance(kernel[0], list):
+        return None  # nothing estimated (e.g. a sharp photo): the report says so
+    kh, kw = len(kernel), len(kernel[0])
+    if kh == 0 or kw == 0 or any(len(r) != kw for r in kernel):
+        raise PlugInError(_("The analysis returned a malformed kernel."))
+    peak = max(max(float(v) for v in row) for row in kernel) or 1.0
+    scale = max(1, min(16, 128 // max(kh, kw)))
+    w, h = kw * scale, kh * scale
+    import array
+    rows = []
+    for row in kernel:
+        line = array.array("f")
+        for v in row:
+            line.extend([max(0.0, float(v) / peak)] * scale)
+        rows.append(line)
+    pix = array.array("f")
+    for line in rows:
+        for _rep in range(scale):
+            pix.extend(line)
+    if sys.byteorder != "little":
+        pix.byteswap()
+    name = "AI Deblur: kernel (%s)" % (report.get("blur_type") or report.get("type") or "estimated")
+    layer = Gimp.Layer.new(image, name, w, h, _layer_type(image, False), 100.0, Gimp.LayerMode.NORMAL)
+    inserted = False
+    try:
+        image.insert_layer(layer, drawable.get_parent(), image.get_item_position(drawable))
+        inserted = True
+        ok, ox, oy = drawable.get_offsets()
+        layer.set_offsets(ox, oy)
+        buf = layer.get_buffer()
+        buf.set(Gegl.Rectangle.new(0, 0, w, h), "Y float", pix.tobytes())
+        buf.flush()
+        layer.update(0, 0, w, h)
+    except Exception as exc:
+        _discard(image, layer, inserted)
+        raise PlugInError(_("Adding the kernel layer failed: %s") % exc) from None
+    return layer
+
+
+def _run_analyze(procedure, run_mode, image, drawable, config):
+    x, y, w, h, fmt, channels, data = _read_region(drawable)
+    Gimp.progress_init(_("AI Deblur: analyzing blur"))
+    try:
+        report, _outputs = client.run("analyze", w, h, channels, data,
+                                      {"want_kernel": bool(config.get_property("show-kernel"))},
+                                      progress=_progress(0.05, 0.9))
+    except client.WorkerError as exc:
+        raise PlugInError(str(exc)) from None
+    layer = None
+    if config.get_property("show-kernel"):
+        image.undo_group_start()
+        Gimp.context_push()
+        try:
+            layer = _kernel_layer(image, drawable, report)
+        finally:
+            Gimp.context_pop()
+            image.undo_group_end()
+        Gimp.displays_flush()
+    Gimp.progress_update(1.0)
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        extra = ""
+        if config.get_property("show-kernel") and layer is None:
+            extra = _("\n\nNo blur kernel was estimated, so no kernel layer was added.")
+        Gimp.message(_("AI Deblur analysis\n\n") + _summary(report) + extra)
+    return layer, report
+
+
+# ---------------------------------------------------------------------------------------------------
+class PreviewController:
+    """Live preview in the dialog: the visible region (plus a margin for the kernel) goes to a worker
+    in a background thread; the result, blended with the layer mask it would get, is drawn in the
+    preview. Only the main thread calls GIMP; a new request kills the previous worker."""
+
+    MARGIN = 48
+
+    def __init__(self, config, drawable, mode):
+        self.config = config
+        self.drawable = drawable
+        self.mode = mode
+        self.fmt, self.channels = _float_format(drawable)
+        self.u8 = self.fmt.replace(" float", " u8")
+        self.bpp = self.channels
+        self.generation = 0
+        self.worker = None
+        self.lock = threading.Lock()
+        self.preview = GimpUi.DrawablePreview.new_from_drawable(drawable)
+        self.preview.connect("invalidated", self._on_invalidated)
+        self._notify = config.connect("notify", self._on_config_changed)
+        self.timeout = None
+
+    # main thread -------------------------------------------------------------------------------
+    def _on_config_changed(self, *args):
+        self.preview.invalidate()
+
+    def _on_invalidated(self, preview):
+        if self.timeout:
+            GLib.source_remove(self.timeout)
+        self.timeout = GLib.timeout_add(250, self._start)  # debounce slider drags
+
+    def _start(self):
+        self.timeout = None
+        self.generation += 1
+        gen = self.generation
+        self._kill()
+        x, y = self.preview.get_position()
+        w, h = self.preview.get_size()
+        if w <= 0 or h <= 0:
+            return False
+        dw, dh = self.drawable.get_width(), self.drawable.get_height()
+        rx0, ry0 = max(0, x - self.MARGIN), max(0, y - self.MARGIN)
+        rx1, ry1 = min(dw, x + w + self.MARGIN), min(dh, y + h + self.MARGIN)
+        rw, rh = rx1 - rx0, ry1 - ry0
+        buf = self.drawable.get_buffer()
+        # show the source at once, the result when it is ready
+        src8 = buf.get(Gegl.Rectangle.new(x, y, w, h), 1.0, self.u8, Gegl.AbyssPolicy.CLAMP)
+        self.preview.draw_buffer(bytes(src8), w * self.bpp)
+        data = bytes(buf.get(Gegl.Rectangle.new(rx0, ry0, rw, rh), 1.0, self.fmt, Gegl.AbyssPolicy.CLAMP))
+        choice = self.config.get_property("mask") or "auto"
+        options = {"mode": self.mode, "strength": float(self.config.get_property("strength")),
+                   "mask": ENGINE_MASK.get(choice, "auto"),
+                   "preview_blend": "original" if choice == "hidden" else
+                                    ("mask" if choice in ("auto", "faces", "subject") else None)}
+        options.update(_mode_options(self.mode, self.config))
+        geometry = (x - rx0, y - ry0, w, h, rw, rh)
+        t = threading.Thread(target=self._work, args=(gen, data, rw, rh, options, geometry), daemon=True)
+        t.start()
+        return False
+
+    def _draw(self, gen, data, geometry):
+        if gen != self.generation or data is None:
+            return False
+        cx, cy, w, h, rw, rh = geometry
+        try:
+            tmp = Gegl.Buffer.new(self.fmt, 0, 0, rw, rh)
+            tmp.set(Gegl.Rectangle.new(0, 0, rw, rh), self.fmt, data)
+            out8 = tmp.get(Gegl.Rectangle.new(cx, cy, w, h), 1.0, self.u8, Gegl.AbyssPolicy.CLAMP)
+            self.preview.draw_buffer(bytes(out8), w * self.bpp)
+            if os.environ.get("AI_DEBLUR_DEBUG"):
+                print("ai-deblur preview: drew %dx%d result at %d,%d" % (w, h, cx, cy), file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - a preview must never break the dialog
+            print("ai-deblur preview:", exc, file=sys.stderr)
+        return False
+
+    # worker thread ------------------------------------------------------------------------------
+    def _work(self, gen, data, rw, rh, options, geometry):
+        worker = client.Worker()
+        with self.lock:
+            if gen != self.generation:
+                return
+            self.worker = worker
+        try:
+            report, outputs = worker.request("deblur", rw, rh, self.channels, data, options)
+            result = outputs.get("image", (None, None))[1]
+        except client.WorkerError as exc:
+            if gen == self.generation:
+                print("ai-deblur preview:", exc, file=sys.stderr)
+            return
+        GLib.idle_add(self._draw, gen, result, geometry)
+
+    def _kill(self):
+        with self.lock:
+            worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.kill()
+
+    def close(self):
+        self.generation += 1
+        if self.timeout:
+            GLib.source_remove(self.timeout)
+            self.timeout = None
+        try:
+            self.config.disconnect(self._notify)
+        except Exception:  # noqa: BLE001
+            pass
+        self._kill()
+
+
+def _dialog(procedure, config, drawable, mode):
+    GimpUi.init(PLUG_IN_BINARY)
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
+    preview = None
+    try:
+        # sliders (GimpScaleEntry) for the numeric arguments; fill() reuses these widgets
+        for prop in procedure.get_arguments():
+            if prop.value_type in (GObject.TYPE_DOUBLE, GObject.TYPE_INT) and prop.name not in ("run-mode",):
+                try:
+                    dialog.get_scale_entry(prop.name, 1.0)
+                except Exception:  # noqa: BLE001 - the default widget is fine too
+                    pass
+        dialog.fill(None)
+        if mode is not None and os.environ.get("AI_DEBLUR_NO_PREVIEW") != "1":
+            try:
+                preview = PreviewController(config, drawable, mode)
+                try:
+                    preview.preview.get_area().set_size_request(min(360, drawable.get_width()),
+                                                                min(280, drawable.get_height()))
+                except Exception:  # noqa: BLE001
+                    pass
+                box = dialog.get_content_area()
+                box.pack_start(preview.preview, True, True, 0)
+                box.reorder_child(preview.preview, 0)
+                preview.preview.show()
+            except Exception as exc:  # noqa: BLE001 - the dialog works without a preview
+                print("ai-deblur: no preview:", exc, file=sys.stderr)
+                preview = None
+        auto_ok = os.environ.get("AI_DEBLUR_DIALOG_AUTO_OK_MS")  # automated tests of the dialog only
+        if auto_ok:
+            GLib.timeout_add(int(auto_ok), lambda: (dialog.response(-5), False)[1])  # GTK_RESPONSE_OK
+        return dialog.run()
+    finally:
+        if preview is not None:
+            preview.close()
+        dialog.destroy()
+
+
+def run_procedure(procedure, run_mode, image, drawables, config, data):
+    name = procedure.get_name()
+    mode = PROCEDURES[name][0]
+    try:
+        drawable = _check_input(image, drawables)
+        _float_format(drawable)
+        if run_mode == Gimp.RunMode.INTERACTIVE:
+            if not _dialog(procedure, config, drawable, mode):
+                return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+        if mode is None:
+            layer, report = _run_analyze(procedure, run_mode, image, drawable, config)
+        else:
+            layer, report = _run_correction(procedure, mode, image, drawable, config)
+    except PlugInError as exc:
+        return _error(procedure, str(exc))
+    except Exception as exc:  # noqa: BLE001 - never leave GIMP with a Python traceback only
+        import traceback
+        traceback.print_exc()
+        return _error(procedure, "AI Deblur failed: %s: %s" % (type(exc).__name__, exc))
+    finally:
+        try:
+            Gimp.progress_end()
+        except Exception:  # noqa: BLE001
+            pass
+    return _success(layer, report)
+
+
+class AIDeblur(Gimp.PlugIn):
+    def do_set_i18n(self, procname):
+        return False
+
+    def do_query_procedures(self):
+        return list(PROCEDURES)
+
+    def do_create_procedure(self, name):
+        mode, label, blurb = PROCEDURES[name]
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_procedure, None)
+        procedure.set_image_types("RGB*, GRAY*")
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        procedure.set_menu_label(label)
+        procedure.add_menu_path(MENU_PATH)
+        help_text = blurb + ". The result is a new layer above the source (the source is not changed), " \
+                            "with a layer mask; the engine runs in a separate process."
+        procedure.set_documentation(blurb, help_text, name)
+        procedure.set_attribution(AUTHOR, AUTHOR, "2026")
+        rw = GObject.ParamFlags.READWRITE
+
+        if mode is None:
+            procedure.add_boolean_argument("show-kernel", "Show _kernel",
+                                           "Add a small layer showing the estimated blur kernel", False, rw)
+        else:
+            procedure.add_double_argument("strength", "Stre_ngth", "Correction strength (0-100)",
+                                          0.0, 100.0, 50.0, rw)
+            choice = Gimp.Choice.new()
+            for i, (nick, clabel, chelp) in enumerate(MASK_CHOICES):
+                choice.add(nick, i, clabel, chelp)
+            procedure.add_choice_argument("mask", "_Mask", "Layer mask of the new layer",
+                                          choice, "auto", rw)
+            if mode == "motion":
+                procedure.add_double_argument("length", "_Length (px)", "Blur length in pixels, 0 = auto",
+                                              0.0, 500.0, 0.0, rw)
+                procedure.add_double_argument("angle", "An_gle (degrees)",
+                                              "Blur direction in degrees (180 = horizontal), 0 = auto",
+                                              0.0, 180.0, 0.0, rw)
+            elif mode == "focus":
+                procedure.add_double_argument("radius", "Ra_dius (px)", "Defocus radius in pixels, 0 = auto",
+                                              0.0, 100.0, 0.0, rw)
+            elif mode == "shake":
+                procedure.add_int_argument("kernel-size", "_Kernel size (px)",
+                                           "Largest shake extent in pixels, 0 = auto", 0, 301, 0, rw)
+            elif mode == "sharpen":
+                procedure.add_double_argument("radius", "Ra_dius (px)", "Sharpening radius, 0 = auto",
+                                              0.0, 50.0, 0.0, rw)
+                procedure.add_double_argument("amount", "_Amount", "Sharpening amount, 0 = auto",
+                                              0.0, 10.0, 0.0, rw)
+                procedure.add_double_argument("threshold", "_Threshold",
+                                              "Leave contrasts below this alone (0-1), 0 = auto",
+                                              0.0, 1.0, 0.0, rw)
+            procedure.add_layer_return_value("layer", "Layer", "The new layer", True, rw)
+        if mode is None:
+            procedure.add_layer_return_value("layer", "Layer", "The kernel layer (if shown)", True, rw)
+        procedure.add_string_return_value("report", "Report", "The engine's report as JSON", "", rw)
+        return procedure
+
+
+Gimp.main(AIDeblur.__gtype__, sys.argv)

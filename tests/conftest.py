@@ -1,0 +1,37 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def psnr(a, b, border=16):
+    a = np.asarray(a, np.float64)[border:-border, border:-border]
+    b = np.asarray(b, np.float64)[border:-border, border:-border]
+    return 10 * np.log10(1.0 / max(np.mean((a - b) ** 2), 1e-12))
+
+
+@pytest.fixture(scope="session")
+def photo():
+    """A real photo (scikit-image's 'coffee', 400x600 RGB), float32 sRGB in [0, 1], cropped to 256x320."""
+    from skimage import data
+    return (data.coffee()[64:320, 100:420].astype(np.float32) / 255).copy()
+
+
+@pytest.fixture(scope="session")
+def gray_photo():
+    from skimage import data
+    return (data.camera()[96:352, 96:352].astype(np.float32) / 255).copy()
+
+
+def blur_linear(image, psf, noise=0.0, seed=0):
+    """Blur an sRGB-encoded image in linear light, add noise in the encoded image (like a camera file)."""
+    from deblur_core import color, fftutils
+    out = color.linear_to_srgb(fftutils.convolve(color.srgb_to_linear(image), psf))
+    if noise:
+        out = out + np.random.default_rng(seed).normal(0, noise, out.shape).astype(np.float32)
+    return np.clip(out, 0, 1).astype(np.float32)

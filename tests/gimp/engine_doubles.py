@@ -1,0 +1,54 @@
+"""Engine test doubles for the worker protocol tests (selected with AI_DEBLUR_ENGINE=engine_doubles).
+
+AI_DEBLUR_DOUBLE picks the behaviour: "ok" (default: a cheap sharpen, drops alpha to check the worker
+puts it back), "noisy" (prints to stdout from Python and C level), "raise", "nan", "slow".
+"""
+import os
+import sys
+import time
+import types
+
+import numpy as np
+
+__version__ = "double"
+
+
+def _behaviour():
+    return os.environ.get("AI_DEBLUR_DOUBLE", "ok")
+
+
+def analyze(image):
+    if _behaviour() == "raise":
+        raise ValueError("the photo is too small to analyze")
+    k = np.zeros((7, 7), np.float32)
+    k[3, :] = 1 / 7
+    return {"type": "motion", "length": np.float32(7.0), "angle": np.float64(0.0), "kernel": k,
+            "confidence": float("nan"), "shape": image.shape}
+
+
+def deblur(image, mode="auto", strength=50, kernel=None, *, mask="auto", progress=None, **opts):
+    b = _behaviour()
+    if b == "raise":
+        raise RuntimeError("deconvolution diverged")
+    if b == "noisy":
+        print("stray print from the engine")
+        sys.stdout.flush()
+        os.write(1, b"stray bytes written to fd 1\n")
+    img = np.asarray(image, np.float32)
+    h, w = img.shape[:2]
+    if progress:
+        for i in range(3):
+            progress(i / 3, f"step {i}")
+            if b == "slow":
+                time.sleep(1.0)
+    out = np.clip(img * 1.1 - 0.05, 0, 1)
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        out = out[:, :, :-1]  # the worker must restore alpha
+    if b == "nan":
+        out = out.copy()
+        out[0, 0] = np.nan
+    m = np.linspace(0, 1, h * w, dtype=np.float32).reshape(h, w)
+    return types.SimpleNamespace(image=out, mask=m, report={
+        "title": f"AI Deblur: {mode}, {strength:g}%", "mode": mode, "strength": strength, "mask": mask,
+        "opts": {k: v for k, v in opts.items()}, "kernel_given": kernel is not None,
+        "np_value": np.float32(1.5)})

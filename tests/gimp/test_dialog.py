@@ -1,0 +1,65 @@
+"""Interactive runs: the GimpUi.ProcedureDialog (with its live preview) on a virtual X display.
+
+Needs Xvfb (apt-get install xvfb); without it this module is skipped (the non-interactive tests still
+cover every procedure). The dialog is answered "OK" by AI_DEBLUR_DIALOG_AUTO_OK_MS, a hook for tests.
+"""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from gimp_env import gimp_batch
+
+CODE = r'''
+import array
+w, h = 300, 200
+img = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
+lay = Gimp.Layer.new(img, "source", w, h, Gimp.ImageType.RGBA_IMAGE, 100, Gimp.LayerMode.NORMAL)
+img.insert_layer(lay, None, 0)
+px = array.array("f", [((i * 7) % 13) / 13.0 if i % 4 != 3 else 1.0 for i in range(w * h * 4)])
+b = lay.get_buffer(); b.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B'A float", px.tobytes()); b.flush()
+for name in ("plug-in-ai-deblur-focus", "plug-in-ai-deblur-analyze"):
+    proc = Gimp.get_pdb().lookup_procedure(name)
+    config = proc.create_config()
+    config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+    config.set_property("image", img)
+    config.set_core_object_array("drawables", [lay])
+    res = proc.run(config)
+    RESULT[name] = res.index(0).value_nick
+RESULT["layers"] = [l.get_name() for l in img.get_layers()]
+img.delete()
+'''
+
+
+@pytest.fixture(scope="module")
+def display():
+    xvfb = shutil.which("Xvfb")
+    if not xvfb:
+        pytest.skip("Xvfb is not installed: the interactive dialog test needs a virtual display")
+    for num in range(97, 130):
+        if not os.path.exists(f"/tmp/.X11-unix/X{num}") and not os.path.exists(f"/tmp/.X{num}-lock"):
+            break
+    proc = subprocess.Popen([xvfb, f":{num}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(50):
+        if os.path.exists(f"/tmp/.X11-unix/X{num}"):
+            break
+        time.sleep(0.1)
+    yield f":{num}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_dialog_with_preview_runs_interactively(gimp_profile, display):
+    res = gimp_batch.run_python(CODE, profile=str(gimp_profile), timeout=300, check=False,
+                                extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "4000",
+                                           "AI_DEBLUR_DEBUG": "1"})
+    log = res.get("_log", "")
+    assert "error" not in res, res.get("traceback", "") + log[-3000:]
+    assert res["plug-in-ai-deblur-focus"] == "success", log[-3000:]
+    assert res["plug-in-ai-deblur-analyze"] == "success", log[-3000:]
+    assert res["layers"][0].startswith("AI Deblur"), res["layers"]
+    assert "ai-deblur preview: drew" in log, "the preview never showed a result:\n" + log[-3000:]
+    assert "no preview" not in log

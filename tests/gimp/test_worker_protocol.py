@@ -1,0 +1,195 @@
+"""deblur_core.worker's stdin/stdout protocol, with engine doubles (no GIMP needed), and the plug-in's
+client module (standard library only) talking to it."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "plugins", "ai-deblur"))
+import ai_deblur_client as client  # noqa: E402
+
+
+def _env(behaviour="ok", engine="engine_doubles"):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + HERE, AI_DEBLUR_DOUBLE=behaviour)
+    if engine:
+        env["AI_DEBLUR_ENGINE"] = engine
+    else:
+        env.pop("AI_DEBLUR_ENGINE", None)
+    return env
+
+
+def call(header, pixels=b"", behaviour="ok", engine="engine_doubles", timeout=120):
+    p = subprocess.run([sys.executable, "-m", "deblur_core.worker"], cwd=REPO, env=_env(behaviour, engine),
+                       input=json.dumps(header).encode() + b"\n" + pixels, capture_output=True, timeout=timeout)
+    out = p.stdout
+    lines, pos = [], 0
+    while pos < len(out):
+        end = out.index(b"\n", pos)
+        msg = json.loads(out[pos:end])
+        pos = end + 1
+        lines.append(msg)
+        if "ok" in msg:
+            break
+    return lines, out[pos:], p
+
+
+def decode(final, rest):
+    arrays, pos = {}, 0
+    for o in final["outputs"]:
+        n = int(np.prod(o["shape"])) * 4
+        arrays[o["name"]] = np.frombuffer(rest[pos:pos + n], "<f4").reshape(o["shape"])
+        pos += n
+    assert pos == len(rest), "extra bytes after the outputs"
+    return arrays
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_deblur_round_trip_keeps_alpha(channels):
+    rng = np.random.default_rng(channels)
+    img = rng.random((17, 23, channels), dtype=np.float32)
+    lines, rest, p = call({"op": "deblur", "width": 23, "height": 17, "channels": channels,
+                           "options": {"mode": "motion", "strength": 70, "length": 9, "angle": 0}},
+                          img.astype("<f4").tobytes())
+    final = lines[-1]
+    assert final["ok"], final
+    assert any("progress" in m for m in lines[:-1])
+    assert [o["name"] for o in final["outputs"]] == ["image", "mask"]
+    out = decode(final, rest)
+    assert out["image"].shape == (17, 23, channels)
+    assert out["mask"].shape == (17, 23)
+    if channels in (2, 4):
+        np.testing.assert_array_equal(out["image"][..., -1], img[..., -1])
+    rep = final["report"]
+    assert rep["mode"] == "motion" and rep["strength"] == 70
+    assert rep["opts"] == {"length": 9.0}  # angle 0 = auto, not passed
+    assert rep["np_value"] == 1.5
+
+
+def test_stray_stdout_does_not_corrupt_the_stream():
+    img = np.full((8, 8, 3), 0.5, np.float32)
+    lines, rest, p = call({"op": "deblur", "width": 8, "height": 8, "channels": 3, "options": {}},
+                          img.tobytes(), behaviour="noisy")
+    assert lines[-1]["ok"], lines
+    decode(lines[-1], rest)
+    assert b"stray print" in p.stderr and b"stray bytes" in p.stderr
+
+
+def test_nan_output_is_cleaned():
+    img = np.full((4, 5, 3), 0.5, np.float32)
+    lines, rest, _ = call({"op": "deblur", "width": 5, "height": 4, "channels": 3, "options": {}},
+                          img.tobytes(), behaviour="nan")
+    out = decode(lines[-1], rest)["image"]
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_analyze_report_is_json():
+    img = np.zeros((10, 12), np.float32)
+    lines, rest, _ = call({"op": "analyze", "width": 12, "height": 10, "channels": 1, "options": {}}, img.tobytes())
+    final = lines[-1]
+    assert final["ok"] and final["outputs"] == [] and rest == b""
+    rep = final["report"]
+    assert rep["kernel"][3][0] == pytest.approx(1 / 7)
+    assert rep["confidence"] is None  # NaN is not JSON
+    assert rep["shape"] == [10, 12]
+
+
+@pytest.mark.parametrize("header,pixels,needle", [
+    ({"op": "deblur", "width": 4, "height": 4, "channels": 3}, b"\0" * 10, "input ended"),
+    ({"op": "explode"}, b"", "unknown op"),
+    ({"op": "deblur", "width": 0, "height": 4, "channels": 3}, b"", "bad image size"),
+    ({"op": "deblur", "width": 2, "height": 2, "channels": 3, "options": {"mode": "wobble"}},
+     b"\0" * 48, "unknown mode"),
+    ({"op": "deblur", "width": 2, "height": 2, "channels": 3, "options": {"mask": "everything"}},
+     b"\0" * 48, "unknown mask"),
+], ids=["short-input", "unknown-op", "bad-size", "unknown-mode", "unknown-mask"])
+def test_bad_requests_get_one_clear_sentence(header, pixels, needle):
+    lines, rest, p = call(header, pixels)
+    assert lines and lines[-1]["ok"] is False
+    assert needle in lines[-1]["error"]
+    assert "\n" not in lines[-1]["error"]
+    assert p.returncode != 0
+
+
+def test_not_json_header():
+    p = subprocess.run([sys.executable, "-m", "deblur_core.worker"], cwd=REPO, env=_env(),
+                       input=b"hello\n", capture_output=True, timeout=60)
+    msg = json.loads(p.stdout.splitlines()[0])
+    assert msg["ok"] is False and "not valid JSON" in msg["error"]
+
+
+def test_engine_exception_becomes_error_line():
+    img = np.zeros((4, 4, 3), np.float32)
+    lines, _, p = call({"op": "deblur", "width": 4, "height": 4, "channels": 3, "options": {}}, img.tobytes(),
+                       behaviour="raise")
+    assert lines[-1] == {"ok": False, "error": "deconvolution diverged"}
+    assert b"Traceback" in p.stderr  # details go to stderr
+
+
+def test_ping_real_engine():
+    lines, _, _ = call({"op": "ping"}, engine=None)
+    assert lines[-1]["ok"], lines[-1]
+    assert lines[-1]["report"]["protocol"] == 1
+
+
+# -- the plug-in's client (what runs inside GIMP) -------------------------------------------------------
+@pytest.fixture
+def client_env(monkeypatch):
+    monkeypatch.setenv("AI_DEBLUR_ENGINE", "engine_doubles")
+    monkeypatch.setenv("AI_DEBLUR_PYTHONPATH", HERE)
+    monkeypatch.setenv("AI_DEBLUR_DOUBLE", "ok")
+    return {"python": sys.executable, "repo": REPO}
+
+
+def test_client_round_trip(client_env):
+    img = np.random.default_rng(0).random((9, 11, 4), dtype=np.float32)
+    seen = []
+    report, outputs = client.run("deblur", 11, 9, 4, img.astype("<f4").tobytes(), {"mode": "focus"},
+                                 progress=lambda f, m: seen.append((f, m)), config=client_env)
+    assert report["mode"] == "focus" and seen
+    shape, data = outputs["image"]
+    assert shape == [9, 11, 4] and len(data) == 9 * 11 * 4 * 4
+    out = np.frombuffer(data, "<f4").reshape(shape)
+    np.testing.assert_array_equal(out[..., 3], img[..., 3])
+
+
+def test_client_cancel_kills_worker(client_env, monkeypatch):
+    monkeypatch.setenv("AI_DEBLUR_DOUBLE", "slow")
+    img = np.zeros((6, 6, 3), np.float32)
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 2
+
+    t0 = time.monotonic()
+    with pytest.raises(client.Cancelled):
+        client.run("deblur", 6, 6, 3, img.tobytes(), {}, cancelled=cancelled, config=client_env)
+    assert time.monotonic() - t0 < 10
+
+
+def test_client_reports_worker_crash(client_env, tmp_path):
+    script = tmp_path / "crash.sh"
+    script.write_text("#!/bin/sh\necho 'Segmentation fault (core dumped)' >&2\nkill -SEGV $$\n")
+    script.chmod(0o755)
+    with pytest.raises(client.WorkerError) as ei:
+        client.run("deblur", 2, 2, 3, b"\0" * 48, {}, config={"python": str(script), "repo": REPO})
+    msg = str(ei.value)
+    assert "stopped without an answer" in msg and "signal 11" in msg and "Segmentation" in msg
+
+
+def test_client_config_fallback(tmp_path):
+    d = tmp_path / "plug-ins" / "ai-deblur"
+    d.mkdir(parents=True)
+    cfg = client.load_config(str(d))
+    assert cfg["repo"] == str(tmp_path)
+    (d / "ai-deblur.json").write_text(json.dumps({"python": "/x/python", "repo": "/x"}))
+    assert client.load_config(str(d))["python"] == "/x/python"
+    (d / "ai-deblur.json").write_text("{broken")
+    with pytest.raises(client.WorkerError):
+        client.load_config(str(d))

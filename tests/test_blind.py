@@ -1,0 +1,145 @@
+"""Blind camera-shake kernel estimation (deblur_core.blind)."""
+import numpy as np
+import pytest
+from scipy.signal import fftconvolve
+
+from conftest import blur_linear
+from deblur_core import color, fftutils
+from deblur_core.blind import estimate_kernel
+from deblur_core.deconvolution import deconvolve
+from deblur_core.kernels import kernel_from_points
+
+
+def similarity(a, b):
+    """Max normalised cross-correlation over shifts (kernels are defined up to a translation)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    c = fftconvolve(a, b[::-1, ::-1], mode="full")
+    return float(c.max() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def mse_aligned(a, b, border=20, max_shift=4):
+    best = np.inf
+    s = border
+    for dy in range(-max_shift, max_shift + 1):
+        for dx in range(-max_shift, max_shift + 1):
+            d = a[s + dy:a.shape[0] - s + dy, s + dx:a.shape[1] - s + dx] - b[s:-s, s:-s]
+            best = min(best, float(np.mean(d * d)))
+    return best
+
+
+def hook_kernel(size=15):
+    """An asymmetric, curved trajectory (a 'J'), unevenly exposed: its 180-degree flip differs."""
+    t = np.linspace(0, 1, 600)
+    xs = np.where(t < 0.6, -5 + 10 * t / 0.6, 5 - 3 * np.sin((t - 0.6) / 0.4 * np.pi))
+    ys = np.where(t < 0.6, -4 + 2 * t / 0.6, -2 + 7 * (t - 0.6) / 0.4)
+    w = np.where(t < 0.6, 1.0, 2.0)                       # slower (brighter) at the end
+    k = kernel_from_points(xs, ys, size, w)
+    return k
+
+
+def _check_kernel(psf):
+    assert psf.dtype == np.float32 and psf.ndim == 2
+    assert psf.shape[0] % 2 == 1 and psf.shape[1] % 2 == 1
+    assert np.all(psf >= 0) and abs(float(psf.sum()) - 1) < 1e-4
+
+
+@pytest.fixture(scope="module")
+def case(gray_photo):
+    k = hook_kernel(15)
+    blurred = blur_linear(gray_photo, k, noise=0.005, seed=1)
+    psf, info = estimate_kernel(blurred, 15)
+    return gray_photo, blurred, k, psf, info
+
+
+def test_recovers_known_kernel(case):
+    sharp, blurred, k, psf, info = case
+    _check_kernel(psf)
+    assert similarity(k, psf) >= 0.8
+    e_true = mse_aligned(deconvolve(blurred, k), sharp, max_shift=1)
+    e_est = mse_aligned(deconvolve(blurred, psf), sharp)
+    assert e_est / e_true <= 3.0
+    for key in ("size", "scales", "iterations", "roi", "runtime_s", "confidence"):
+        assert key in info
+    assert info["roi"] == [0, 0, 256, 256]
+    assert 0.0 <= info["confidence"] <= 1.0
+
+
+def test_orientation_not_flipped(case):
+    sharp, blurred, k, psf, info = case
+    lin_sharp = color.srgb_to_linear(sharp)
+    lin_blur = color.srgb_to_linear(blurred)
+    s = 24
+
+    def err(p):
+        return mse_aligned(fftutils.convolve(lin_sharp, p), lin_blur, border=s, max_shift=4)
+
+    assert similarity(k, k[::-1, ::-1]) < 0.9          # the test kernel really is asymmetric
+    assert err(psf) < 0.7 * err(psf[::-1, ::-1].copy())
+
+
+def test_noisy_input_still_usable(gray_photo):
+    k = hook_kernel(15)
+    blurred = blur_linear(gray_photo, k, noise=0.015, seed=2)
+    psf, info = estimate_kernel(blurred, 15)
+    _check_kernel(psf)
+    assert similarity(k, psf) >= 0.6
+
+
+def test_saturated_highlights_are_excluded(gray_photo):
+    k = hook_kernel(15)
+    lin = color.srgb_to_linear(gray_photo).copy()
+    yy, xx = np.mgrid[:256, :256]
+    for cy, cx in ((60, 70), (180, 200), (200, 60)):
+        lin[(yy - cy) ** 2 + (xx - cx) ** 2 < 8 ** 2] = 6.0        # lamps, far brighter than white
+    blurred = np.clip(fftutils.convolve(lin, k), 0, 1)               # the sensor clips
+    blurred = color.linear_to_srgb(blurred)
+    blurred = np.clip(blurred + np.random.default_rng(3).normal(0, 0.005, blurred.shape), 0, 1).astype(np.float32)
+    psf, info = estimate_kernel(blurred, 15)
+    _check_kernel(psf)
+    assert info["excluded_fraction"] > 0.02
+    assert similarity(k, psf) >= 0.7
+
+
+def test_colour_roi_and_progress(photo):
+    k = hook_kernel(15)
+    blurred = blur_linear(photo, k, noise=0.005, seed=4)
+    calls = []
+    psf, info = estimate_kernel(blurred, 15, roi=(20, 10, 200, 180), progress=lambda f, m: calls.append((f, m)))
+    _check_kernel(psf)
+    assert info["roi"] == [20, 10, 200, 180]
+    assert calls and all(0 <= f <= 1 for f, _ in calls) and calls[-1][0] == 1.0
+    assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:]))
+
+
+def test_auto_size(gray_photo):
+    k = hook_kernel(15)
+    blurred = blur_linear(gray_photo, k, noise=0.005, seed=5)
+    psf, info = estimate_kernel(blurred)
+    _check_kernel(psf)
+    assert info["auto_size"]
+    assert 9 <= psf.shape[0] <= 41
+    assert similarity(k, psf) >= 0.6
+
+
+def test_cancel_from_progress(gray_photo):
+    def stop(f, m):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        estimate_kernel(gray_photo, 9, progress=stop)
+
+
+@pytest.mark.parametrize("size", [1, 2, 102, 151])
+def test_kernel_size_limits(gray_photo, size):
+    with pytest.raises(ValueError):
+        estimate_kernel(gray_photo, size)
+
+
+def test_kernel_larger_than_region(gray_photo):
+    with pytest.raises(ValueError, match="too large"):
+        estimate_kernel(gray_photo[:40, :40], 31)
+    with pytest.raises(ValueError, match="too large"):
+        estimate_kernel(gray_photo, 51, roi=(0, 0, 60, 60))
+    with pytest.raises(ValueError):
+        estimate_kernel(gray_photo, 9, roi=(300, 300, 50, 50))

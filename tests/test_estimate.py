@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from conftest import blur_linear
+from deblur_core import analyze, kernels
+from deblur_core import estimate as est
+
+
+@pytest.fixture(scope="module")
+def big_photo():
+    from skimage import data
+    return data.coffee().astype(np.float32) / 255      # 400x600 real photo
+
+
+@pytest.mark.parametrize("length,angle", [(9, 15), (17, 72), (28, 135)])
+def test_motion_parameters(big_photo, length, angle):
+    b = blur_linear(big_photo, kernels.motion_kernel(length, angle), noise=0.005)
+    L, A, score = est.estimate_motion(est.working_luma(b))
+    assert abs(L - length) <= 1.0
+    assert min(abs(A - angle), 180 - abs(A - angle)) <= 2.0
+    assert score > 20
+
+
+@pytest.mark.parametrize("radius", [4, 8])
+def test_defocus_radius(big_photo, radius):
+    b = blur_linear(big_photo, kernels.defocus_kernel(radius), noise=0.005)
+    r, score = est.estimate_defocus(est.working_luma(b))
+    assert abs(r - radius) <= 0.5
+    assert score > 6
+
+
+def test_edge_blur_grows_with_blur(big_photo):
+    y = [est.edge_blur_sigma(est.working_luma(blur_linear(big_photo, kernels.gaussian_kernel(s)))) for s in (0.1, 1.5, 3)]
+    assert y[0] < y[1] < y[2]
+
+
+def test_blur_map_marks_blurred_half(big_photo):
+    img = big_photo.copy()
+    half = blur_linear(big_photo, kernels.gaussian_kernel(3))
+    img[:, 300:] = half[:, 300:]
+    m = est.blur_map(est.working_luma(img))
+    assert m.shape == img.shape[:2]
+    assert m[:, 350:].mean() > m[:, :250].mean() + 0.5
+
+
+def test_analyze_report_types(big_photo):
+    r = analyze(blur_linear(big_photo, kernels.motion_kernel(20, 40), noise=0.003))
+    assert r["blur_type"] == "motion" and 0 <= r["confidence"] <= 1 and r["recoverable"]
+    assert abs(r["params"]["length"] - 20) <= 1.0
+    r = analyze(blur_linear(big_photo, kernels.defocus_kernel(6), noise=0.003))
+    assert r["blur_type"] == "defocus" and abs(r["params"]["radius"] - 6) <= 0.5
+    r = analyze(big_photo)
+    assert r["blur_type"] == "sharp" and r["verdict"] == "sharp"
+    import json
+    json.dumps(r)                                      # JSON-serialisable
+
+
+def test_beyond_repair_and_low_resolution_verdicts(big_photo):
+    small = big_photo[:256, 100:356]
+    r = analyze(blur_linear(small, kernels.motion_kernel(40, 10)))
+    assert r["verdict"] == "beyond repair" and any("too large" in w for w in r["warnings"])
+    assert any("low-resolution" in w for w in r["warnings"])
+    noisy = np.clip(blur_linear(big_photo, kernels.gaussian_kernel(2)) +
+                    np.random.default_rng(0).normal(0, 0.12, big_photo.shape), 0, 1).astype(np.float32)
+    r = analyze(noisy)
+    assert r["verdict"] == "beyond repair"
+
+
+def test_analyze_tiny_and_gray():
+    r = analyze(np.full((8, 8), 0.5, np.float32))
+    assert r["verdict"] == "uncertain"
+    from skimage import data
+    r = analyze(data.camera().astype(np.float32) / 255)
+    assert r["blur_type"] in ("sharp", "gaussian")

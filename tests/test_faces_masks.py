@@ -1,0 +1,174 @@
+"""Selective deblurring: faces, face / subject / background masks, over-sharpening guard, Old Photo Clarity."""
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from deblur_core import estimate as est
+from deblur_core import faces as fc
+from deblur_core import guard as gd
+from deblur_core import masks
+from deblur_core.oldphoto import old_photo
+from deblur_core.sharpen import unsharp_mask
+
+# Hand-annotated face boxes (x, y, w, h): forehead to chin, ear to ear, looked at in an image viewer.
+ASTRONAUT_FACE = (168, 58, 110, 118)
+CAMERA_FACE = (180, 95, 95, 110)
+
+
+def _iou(a, b):
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / float(a[2] * a[3] + b[2] * b[3] - ix * iy)
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return skimage.data.astronaut().astype(np.float32) / 255
+
+
+def test_astronaut_one_face_with_eyes(astronaut):
+    faces = fc.detect_faces(astronaut)
+    assert len(faces) == 1
+    f = faces[0]
+    assert f.kind == "frontal" and _iou(f.box, ASTRONAUT_FACE) > 0.5
+    assert len(f.eyes) == 2 and not f.eyes_estimated
+    for ex, ey, ew, eh in f.eyes:   # eyes in the upper half of the face, mouth in the lower
+        assert f.box[1] < ey + eh / 2 < f.box[1] + 0.6 * f.box[3]
+    assert f.mouth is not None and f.mouth[1] + f.mouth[3] / 2 > f.box[1] + 0.6 * f.box[3]
+    d = f.to_dict()
+    assert d["box"] == list(f.box) and isinstance(d["score"], float)
+
+
+def test_cameraman_and_no_false_faces():
+    cam = skimage.data.camera()
+    faces = fc.detect_faces(cam)
+    assert len(faces) == 1
+    x, y, w, h = faces[0].box
+    assert _iou(faces[0].box, CAMERA_FACE) > 0.4
+    for name in ("chelsea", "coffee"):   # a cat and a cup: no human face
+        assert fc.detect_faces(getattr(skimage.data, name)()) == []
+
+
+def test_big_photo_boxes_in_full_resolution(astronaut):
+    big = cv2.resize(astronaut, (1536, 1536), interpolation=cv2.INTER_CUBIC)
+    faces = fc.detect_faces(big, max_side=512, features=False)
+    assert len(faces) == 1
+    assert _iou(faces[0].box, tuple(3 * v for v in ASTRONAUT_FACE)) > 0.5
+
+
+def test_missing_cascades_clear_error(monkeypatch):
+    monkeypatch.setattr(fc, "_cache", {})
+    monkeypatch.setitem(fc.CASCADES, "frontal", "haarcascade_does_not_exist.xml")
+    with pytest.raises(fc.FaceDetectorUnavailable, match="cascade"):
+        fc.detect_faces(np.zeros((64, 64), np.float32))
+    # the mask layer degrades to the subject mask with a warning instead of failing
+    info = {}
+    bm = np.full((64, 64), 1.0, np.float32)
+    m = masks.make_mask("faces", (64, 64), blur_map=bm, gray=np.zeros((64, 64), np.float32), info=info)
+    assert m.shape == (64, 64) and "cascade" in info["warning"] and "subject" in info["warning"]
+
+
+def test_face_mask_eyes_stronger_than_cheeks(astronaut):
+    faces = fc.detect_faces(astronaut)
+    m = fc.face_mask(astronaut.shape, faces)
+    assert m.shape == astronaut.shape[:2] and m.dtype == np.float32
+    assert 0 <= m.min() and m.max() <= 1
+    f = faces[0]
+    ex, ey, ew, eh = f.eyes[0]
+    eye = m[ey + eh // 2 - 2: ey + eh // 2 + 3, ex + ew // 2 - 2: ex + ew // 2 + 3].mean()
+    x, y, w, h = f.box
+    cheek = m[y + int(0.62 * h), x + int(0.2 * w)]
+    assert eye > 0.95 and 0.55 < cheek < 0.8
+    assert m[:20].max() < 0.01 and m[-100:].max() == 0           # nothing far from the face
+    # make_mask("faces") through the pipeline's own inputs: linear luma, no explicit detections
+    info = {}
+    gray = est.working_luma(astronaut)
+    mm = masks.make_mask("faces", astronaut.shape, blur_map=est.blur_map(gray), gray=gray, info=info)
+    assert len(info["faces"]) == 1 and "warning" not in info and mm.max() > 0.95
+    # bare boxes work too (no eye boost)
+    assert fc.face_mask((100, 100), [(20, 20, 40, 40)]).max() == pytest.approx(0.7, abs=0.02)
+
+
+def _bokeh_scene(seed=0):
+    rng = np.random.default_rng(seed)
+    tex = cv2.resize(rng.random((64, 64)).astype(np.float32), (256, 256), interpolation=cv2.INTER_NEAREST)
+    back = cv2.GaussianBlur(np.roll(tex, 37, axis=1), (0, 0), 5.0)           # intended background blur
+    yy, xx = np.mgrid[:256, :256]
+    disc = ((yy - 128) ** 2 + (xx - 128) ** 2) < 60 ** 2
+    img = np.where(disc, tex, back).astype(np.float32)
+    return img, disc
+
+
+def test_subject_mask_blur_map_only():
+    # without the gray: a bimodal blur map alone (subject = sharp class, 10 % of the frame)
+    bm = np.full((100, 100), 3.0, np.float32)
+    bm[40:72, 40:72] = 0.7
+    s = masks.subject_mask(bm)
+    assert s[50:62, 50:62].min() > 0.9 and s[:20].max() < 0.1
+
+
+def test_subject_mask_keeps_bokeh_out():
+    img, disc = _bokeh_scene()
+    gray = est.working_luma(img)
+    s = masks.subject_mask(est.blur_map(gray), gray=gray)
+    yy, xx = np.mgrid[:256, :256]
+    far = ((yy - 128) ** 2 + (xx - 128) ** 2) > 95 ** 2
+    core = ((yy - 128) ** 2 + (xx - 128) ** 2) < 40 ** 2
+    assert s[core].mean() > 0.8 and s[far].mean() < 0.2
+    # uniform blur (shake, missed focus) over a textured frame: the whole frame is the subject
+    tex = cv2.resize(np.random.default_rng(5).random((64, 64)).astype(np.float32), (256, 256),
+                     interpolation=cv2.INTER_NEAREST)
+    blurred = cv2.GaussianBlur(tex, (0, 0), 2.0)
+    gb = est.working_luma(blurred)
+    assert masks.subject_mask(est.blur_map(gb), gray=gb).min() > 0.99
+    # faces are always subject
+    face = [fc.Face(box=(10, 10, 40, 40))]
+    assert masks.subject_mask(est.blur_map(gray), faces=face)[30, 30] > 0.9
+    layer, bmask = masks.background_layer(img, s)
+    assert np.allclose(bmask, 1 - s) and layer.shape == img.shape
+    assert 0 < np.abs(layer - img).mean() < 0.05
+
+
+def test_guard_caps_over_strong_unsharp_mask(astronaut):
+    rng = np.random.default_rng(1)
+    noisy = np.clip(astronaut + rng.normal(0, 0.01, astronaut.shape), 0, 1).astype(np.float32)
+    harsh = unsharp_mask(noisy, 2.0, 3.0, halo_free=False)
+    out, rep = gd.guard(harsh, noisy)
+    assert rep["capped"] and rep["applied"] < 0.5
+    assert rep["halo_requested"] > gd.MAX_HALO and rep["halo"] <= gd.MAX_HALO
+    assert rep["noise_gain"] <= gd.MAX_NOISE_GAIN and "reduced" in rep["message"]
+    assert np.allclose(out, np.clip(noisy + rep["applied"] * (harsh - noisy), 0, 1), atol=1e-3)
+    assert gd.halo_overshoot(harsh, noisy) > gd.halo_overshoot(out, noisy)
+    assert gd.noise_gain(harsh, noisy) > 2.0
+    gentle = unsharp_mask(noisy, 1.0, 0.6)          # the halo-free default: left alone
+    out2, rep2 = gd.guard(gentle, noisy, requested=0.8)
+    assert not rep2["capped"] and rep2["applied"] == 0.8 and "within limits" in rep2["message"]
+    import json
+    json.dumps(rep)
+
+
+def test_old_photo_layers(astronaut):
+    rng = np.random.default_rng(2)
+    small = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    soft = cv2.GaussianBlur(small, (0, 0), 1.2)
+    grain = cv2.GaussianBlur(rng.normal(0, 0.04, soft.shape[:2]).astype(np.float32), (0, 0), 0.7)
+    old = np.clip(soft + grain[..., None], 0, 1).astype(np.float32)
+    res = old_photo(old, 50, use_network=False)
+    for key in ("clarity", "background"):
+        assert res[key].shape == old.shape and res[key].dtype == np.float32
+        assert 0 <= res[key].min() and res[key].max() <= 1
+    cm, bm = res["clarity_mask"], res["background_mask"]
+    assert cm.shape == old.shape[:2] and np.allclose(cm + bm, 1, atol=1e-6)
+    rep = res["report"]
+    assert len(rep["faces"]) == 1 and rep["grain"]["sigma"] > 0.005
+    assert "non-local means" in rep["denoiser"]
+    f = rep["faces"][0]["box"]
+    assert cm[f[1] + f[3] // 2, f[0] + f[2] // 2] > 0.95 and cm[5, 5] < 0.05   # person in, corner out
+    assert [layer["key"] for layer in rep["extra_layers"]] == ["clarity", "background"]
+    # grain is reduced in the background layer, detail raised in the clarity layer
+    hp = lambda a: np.std(a - cv2.GaussianBlur(a, (0, 0), 1.0))  # noqa: E731
+    assert hp(res["background"][:60, :60]) < hp(old[:60, :60])
+    rgba = np.concatenate([old, np.ones_like(old[..., :1])], axis=2)
+    r4 = old_photo(rgba, 30, use_network=False)
+    assert r4["clarity"].shape == rgba.shape and np.all(r4["clarity"][..., 3] == 1)

@@ -1,0 +1,137 @@
+"""The shipped denoiser: loading and integrity, tiling, quality regression, plug-and-play deconvolution."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+
+from deblur_core import network
+from deblur_core.network import MODELS, ModelError, load_model, models_dir
+
+SPEC = MODELS[network.DEFAULT_DENOISER]
+
+
+def _psnr(a, b, border=0):
+    if border:
+        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
+    return 10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b) ** 2))
+
+
+def _photo(name="astronaut", size=None):
+    skdata = pytest.importorskip("skimage.data")
+    img = getattr(skdata, name)().astype(np.float32) / 255
+    if size:
+        h, w = img.shape[:2]
+        img = img[(h - size[0]) // 2:(h - size[0]) // 2 + size[0], (w - size[1]) // 2:(w - size[1]) // 2 + size[1]]
+    return np.ascontiguousarray(img)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(threads=2)
+
+
+def test_shipped_file_matches_table():
+    path = models_dir() / SPEC.file
+    assert path.is_file(), f"{path} missing"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == SPEC.sha256
+    total = sum(p.stat().st_size for p in models_dir().glob("*.onnx"))
+    assert total <= 20 * 1024 * 1024
+
+
+def test_loads_and_runs(model):
+    assert model.spec is SPEC
+    assert "CPUExecutionProvider" in model.providers
+    x = np.random.default_rng(0).random((1, 4, 40, 48), dtype=np.float32)
+    y = model.run(x)
+    assert y.shape == (1, 3, 40, 48) and y.dtype == np.float32 and np.isfinite(y).all()
+    with pytest.raises(ValueError):
+        model.run(x[:, :, :39])          # not a multiple of pad_multiple
+
+
+def test_missing_model_raises(tmp_path, monkeypatch):
+    monkeypatch.setenv("AI_DEBLUR_MODELS", str(tmp_path))
+    with pytest.raises(ModelError, match="missing"):
+        load_model()
+    with pytest.raises(ModelError, match="unknown model"):
+        load_model("no-such-net")
+
+
+def test_corrupt_model_raises(tmp_path, monkeypatch):
+    dst = tmp_path / SPEC.file
+    shutil.copy(models_dir() / SPEC.file, dst)
+    data = bytearray(dst.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    monkeypatch.setenv("AI_DEBLUR_MODELS", str(tmp_path))
+    with pytest.raises(ModelError, match="corrupt"):
+        load_model()
+
+
+def test_tiled_equals_untiled(model):
+    rng = np.random.default_rng(1)
+    img = _photo("astronaut", (300, 420))          # not a multiple of 8 on purpose
+    noisy = img + rng.standard_normal(img.shape).astype(np.float32) * 0.08
+    whole = network.denoise(noisy, 0.08, model=model, tile=4096)
+    calls = []
+    tiled = network.denoise(noisy, 0.08, model=model, tile=128, overlap=64, progress=calls.append)
+    assert tiled.shape == img.shape
+    assert len(calls) > 4 and calls[-1] == pytest.approx(1.0)
+    assert np.abs(tiled - whole).max() < 1 / 255
+
+
+def test_denoise_quality_regression(model):
+    rng = np.random.default_rng(2)
+    img = _photo("astronaut", (256, 256))
+    for sigma, floor in ((15 / 255, 31.0), (25 / 255, 28.5), (50 / 255, 25.0)):
+        noisy = img + rng.standard_normal(img.shape).astype(np.float32) * sigma
+        out = network.denoise(noisy, sigma, model=model)
+        assert _psnr(out, img) > floor, f"sigma {sigma * 255:.0f}: {_psnr(out, img):.2f} dB"
+        assert _psnr(out, img) > _psnr(np.clip(noisy, 0, 1), img) + 5
+
+
+def test_denoise_gray_and_map(model):
+    rng = np.random.default_rng(3)
+    img = _photo("camera", (128, 160))
+    noisy = img + rng.standard_normal(img.shape).astype(np.float32) * 0.06
+    out = network.denoise(noisy, np.full(img.shape, 0.06, np.float32), model=model)
+    assert out.shape == img.shape
+    assert _psnr(out, img) > _psnr(np.clip(noisy, 0, 1), img) + 4
+
+
+def test_pnp_beats_blurry_input(model):
+    from deblur_core.color import linear_to_srgb, srgb_to_linear
+    from deblur_core.fftutils import convolve
+    from deblur_core.kernels import motion_kernel
+    from deblur_core.pnp import pnp_deconvolve
+
+    rng = np.random.default_rng(4)
+    img = _photo("astronaut", (192, 192))
+    psf = motion_kernel(11, 30)
+    lin = convolve(srgb_to_linear(img), psf) + rng.standard_normal(img.shape).astype(np.float32) * 0.005
+    blurry = linear_to_srgb(np.clip(lin, 0, 1))
+    steps = []
+    out = pnp_deconvolve(blurry, psf, noise_sigma=0.005, iterations=4, model=model,
+                         progress=lambda f, m: steps.append(f))
+    assert out.shape == img.shape and out.dtype == np.float32
+    assert steps[-1] == pytest.approx(1.0)
+    assert _psnr(out, img, 12) > _psnr(blurry, img, 12) + 2.0
+    gray = pnp_deconvolve(blurry.mean(axis=2), psf, noise_sigma=0.005, iterations=2, model=model)
+    assert gray.shape == img.shape[:2]
+
+
+def test_pnp_cancel(model):
+    from deblur_core.kernels import gaussian_kernel
+    from deblur_core.pnp import pnp_deconvolve
+
+    class Stop(Exception):
+        pass
+
+    def cancel(frac, msg):
+        raise Stop
+
+    with pytest.raises(Stop):
+        pnp_deconvolve(np.full((64, 64), 0.5, np.float32), gaussian_kernel(1.5), noise_sigma=0.01,
+                       model=model, progress=cancel)

@@ -1,0 +1,108 @@
+import json
+import re
+
+import numpy as np
+import pytest
+
+from conftest import blur_linear, psnr
+from deblur_core import deblur, kernels
+
+
+@pytest.fixture(scope="module")
+def motion_photo(photo):
+    return blur_linear(photo, kernels.motion_kernel(13, 25), noise=0.005)
+
+
+def test_strength_zero_returns_input(motion_photo):
+    res = deblur(motion_photo, "motion", 0)
+    assert np.array_equal(res.image, motion_photo)
+
+
+def test_known_kernel_is_used_as_is_and_improves(photo):
+    psf = kernels.shake_kernel(15, 4)
+    y = blur_linear(photo, psf, noise=0.005)
+    res = deblur(y, "auto", 50, psf, use_network=False)
+    assert "custom kernel" in res.report["title"]
+    assert psnr(res.image, photo) > psnr(y, photo) + 3
+    assert np.allclose(np.asarray(res.report["kernel"]), psf, atol=1e-5)
+
+
+def test_motion_mode_estimates_and_restores(photo, motion_photo):
+    res = deblur(motion_photo, "motion", 50, use_network=False)
+    assert res.image.shape == photo.shape and res.image.dtype == np.float32
+    assert res.mask.shape == photo.shape[:2] and 0 <= res.mask.min() and res.mask.max() <= 1
+    m = re.match(r"AI Deblur: motion (\d+) px at (\d+) degrees, 50%", res.report["title"])
+    assert m and abs(int(m.group(1)) - 13) <= 1 and abs(int(m.group(2)) - 25) <= 2, res.report["title"]
+    assert psnr(res.image, photo) > psnr(motion_photo, photo) + 2.5
+    json.dumps(res.report)
+
+
+def test_strength_orders_correction(photo, motion_photo):
+    res = [deblur(motion_photo, "motion", s, use_network=False) for s in (25, 50, 100)]
+    d = [np.abs(r.image - motion_photo).mean() for r in res]
+    assert d[0] < d[1]
+    # Above 50 the correction grows unless the over-sharpening guard caps it, and then it says so.
+    assert d[2] > d[1] or (res[2].report["guard"]["capped"] and res[2].report["warnings"])
+
+
+def test_focus_mode(photo):
+    y = blur_linear(photo, kernels.defocus_kernel(4), noise=0.005)
+    res = deblur(y, "focus", 50, use_network=False)
+    assert psnr(res.image, photo) > psnr(y, photo) + 2
+
+
+@pytest.mark.parametrize("mode", ["sharpen", "old-photo"])
+def test_other_modes_keep_shape_and_range(photo, mode):
+    res = deblur(photo, mode, 50)
+    assert res.image.shape == photo.shape and 0 <= res.image.min() and res.image.max() <= 1
+
+
+def test_alpha_and_gray_and_uint16_preserved(photo):
+    rgba = np.concatenate([photo, np.linspace(0, 1, photo.shape[1], dtype=np.float32)[None, :, None]
+                           .repeat(photo.shape[0], 0)], axis=2)
+    res = deblur(rgba, "sharpen", 60)
+    assert res.image.shape == rgba.shape
+    assert np.array_equal(res.image[..., 3], rgba[..., 3])
+    gray = photo.mean(axis=2)
+    assert deblur(gray, "focus", 50, use_network=False).image.shape == gray.shape
+    ga = np.stack([gray, np.ones_like(gray)], axis=2)
+    assert deblur(ga, "sharpen", 50).image.shape == ga.shape
+    u16 = (photo * 65535).astype(np.uint16)
+    assert deblur(u16, "sharpen", 50).image.dtype == np.float32
+
+
+@pytest.mark.parametrize("mask", ["auto", "full", "none", "subject"])
+def test_mask_choices(photo, mask):
+    m = deblur(photo, "sharpen", 50, mask=mask).mask
+    assert m.shape == photo.shape[:2]
+    if mask == "full":
+        assert m.min() == 1
+    if mask == "none":
+        assert m.max() == 0
+
+
+def test_progress_and_cancel(photo):
+    seen = []
+    deblur(photo, "sharpen", 50, progress=lambda f, m: seen.append(f))
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+
+    class Stop(Exception):
+        pass
+
+    def cancel(f, m):
+        raise Stop()
+    with pytest.raises(Stop):
+        deblur(photo, "sharpen", 50, progress=cancel)
+
+
+@pytest.mark.parametrize("bad,kwargs,match", [
+    (np.zeros((0, 5), np.float32), {}, "empty"),
+    (np.full((20, 20), np.nan, np.float32), {}, "NaN"),
+    (np.zeros((20, 20, 5), np.float32), {}, "image"),
+    (np.zeros((20, 20), np.float32), {"mode": "bogus"}, "mode"),
+    (np.zeros((20, 20), np.float32), {"strength": 150}, "strength"),
+    (np.zeros((20, 20), np.float32), {"kernel": np.ones((31, 31))}, "larger than the image"),
+])
+def test_bad_input_raises_clear_error(bad, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        deblur(bad, **kwargs)
