@@ -316,6 +316,9 @@ def check(args):
     else:
         report(False, "GIMP 3 not found")
         say("         " + gimp_missing_help().replace("\n", "\n         "))
+    if os.path.isdir(os.path.expanduser("~/.var/app/org.gimp.GIMP")):
+        say("  [note] a Flatpak GIMP is installed too: it runs its own sandboxed Python and cannot start\n"
+            "         this engine; use the distribution's GIMP 3 (python3 install.py --install-gimp).")
     gi_python = gimp_batch.find_gi_python()
     report(bool(gi_python), f"system Python with GIMP's gi bindings: {gi_python or 'none found'}"
            + ("" if gi_python else " (install python3-gi and gir1.2-gimp-3.0)"))

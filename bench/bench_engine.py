@@ -30,7 +30,7 @@ from deblur_core import analyze, deblur  # noqa: E402
 from deblur_core import kernels as K  # noqa: E402
 from deblur_core.color import linear_to_srgb, srgb_to_linear  # noqa: E402
 from deblur_core.deconvolution import deconvolve  # noqa: E402
-from training.degrade import degrade  # noqa: E402
+from training.degrade import CLASSES, blur_case, degrade  # noqa: E402
 
 SHARED_KERNELS = os.path.join(ROOT, "..", "shared", "data", "kernels")
 
@@ -39,29 +39,14 @@ SHARED_KERNELS = os.path.join(ROOT, "..", "shared", "data", "kernels")
 def classify_cases(imgs, seed):
     rng = np.random.default_rng(seed)
     for name, img in imgs:
-        for kind in ("sharp", "motion", "defocus", "gaussian", "shake"):
-            p = {}
-            if kind == "sharp":
-                psf = np.ones((1, 1), np.float32)
-            elif kind == "motion":
-                p = {"length": rng.uniform(5, 40), "angle": rng.uniform(0, 180)}
-                psf = K.motion_kernel(p["length"], p["angle"])
-            elif kind == "defocus":
-                p = {"radius": rng.uniform(2, 12)}
-                psf = K.defocus_kernel(p["radius"])
-            elif kind == "gaussian":
-                p = {"sigma": rng.uniform(1.0, 4.0)}
-                psf = K.gaussian_kernel(p["sigma"])
-            else:
-                psf = K.shake_kernel(int(rng.integers(11, 46)) | 1, rng)
-            y = degrade(img, psf, noise_sigma=rng.uniform(0, 0.01), rng=rng,
-                        jpeg_quality=int(rng.integers(75, 96)))
+        for kind in CLASSES:
+            y, p = blur_case(img, kind, rng)
             yield name, kind, p, y
 
 
 def bench_classify(split, n, seed):
     imgs = photos(split, limit=n, seed=seed)
-    kinds = ("sharp", "motion", "defocus", "gaussian", "shake")
+    kinds = CLASSES
     conf = {k: {j: 0 for j in kinds} for k in kinds}
     ang_err, len_err, rad_err, times = [], [], [], []
     for name, kind, p, y in classify_cases(imgs, seed):
@@ -124,15 +109,15 @@ def peer_settings():
 
 
 def gmic_deconvolve(img, psf, reg):
+    """G'MIC's deconvolve_fft through float TIFF files (the kernel normalised to sum 1)."""
     import cv2
     with tempfile.TemporaryDirectory() as d:
-        src, kp, out = (os.path.join(d, n) for n in ("in.png", "k.png", "out.png"))
-        u16 = np.clip(np.round(img * 65535), 0, 65535).astype(np.uint16)
-        cv2.imwrite(src, u16[..., ::-1] if u16.ndim == 3 else u16)
-        cv2.imwrite(kp, np.round(psf / psf.max() * 65535).astype(np.uint16))
-        subprocess.run(["gmic", "-v", "-", src, kp, "div[1]", "{1,is}", f"deconvolve_fft[0]", f"[1],{reg}",
-                        "rm[1]", "cut", "0,65535", "o", f"{out},ushort"], check=True, capture_output=True)
-        r = cv2.imread(out, cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535
+        src, kp, out = (os.path.join(d, n) for n in ("in.tif", "k.tif", "out.tif"))
+        cv2.imwrite(src, np.ascontiguousarray(img[..., ::-1] if img.ndim == 3 else img).astype(np.float32))
+        cv2.imwrite(kp, (psf / psf.sum()).astype(np.float32))
+        subprocess.run(["gmic", "-v", "-", src, kp, "deconvolve_fft[0]", f"[1],{reg}", "rm[1]", "cut", "0,1",
+                        "o", out], check=True, capture_output=True)
+        r = cv2.imread(out, cv2.IMREAD_UNCHANGED).astype(np.float32)
         return r[..., ::-1] if r.ndim == 3 else r
 
 

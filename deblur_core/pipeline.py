@@ -29,6 +29,9 @@ class DeblurResult:
     mask: np.ndarray                       # float32 (H, W) in [0, 1]
     report: dict = field(default_factory=dict)
     kernel: np.ndarray | None = None       # the PSF used, when there was one
+    # The layers a retoucher would build, bottom to top: dicts with "name", "image" (like ``image``)
+    # and "mask" (H, W). Empty: one layer, ``image`` with ``mask``.
+    layers: list = field(default_factory=list)
 
 
 def _progress(cb, fraction, message):
@@ -90,6 +93,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     blend, reg_scale = _strength_settings(strength)
     psf = None
     action = ""
+    layers: list = []
     if kernel is not None:
         psf = normalize(np.asarray(kernel, np.float32))
         if psf.shape[0] > h or psf.shape[1] > w:
@@ -110,17 +114,36 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         restored = unsharp_mask(color, r, a, threshold)
         action = f"smart sharpen radius {r:.1f} px, amount {a:.2f}"
     elif route == "old-photo":
-        restored = _old_photo(color, report, reg_scale)
+        from .oldphoto import old_photo
+        op = old_photo(color, strength, use_network=use_network,
+                       progress=(lambda f, m: _progress(progress, 0.3 + 0.5 * f, m)) if progress else None)
+        cm = op["clarity_mask"] if color.ndim == 2 else op["clarity_mask"][..., None]
+        restored = op["clarity"] * cm + op["background"] * (1 - cm)
+        report["old_photo"] = {k: v for k, v in op["report"].items() if k != "extra_layers"}
+        report["warnings"].extend(op["report"].get("warnings", []))
+        blend = 1.0  # old_photo applies the strength itself
+        layers = [{"name": "Old Photo Clarity: background", "image": op["background"], "mask": op["background_mask"]},
+                  {"name": "Old Photo Clarity: subjects", "image": op["clarity"], "mask": op["clarity_mask"]}]
     else:  # nothing to do: a sharp photo gets a gentle deconvolution sharpening
         restored = smart_sharpen(color, amount=0.5 / reg_scale ** 0.5)
     _progress(progress, 0.85, "Building mask")
-    blend = _apply_guard(restored, color, blend, route, psf, report)
+    if route != "old-photo":
+        blend = _apply_guard(restored, color, blend, route, psf, report)
     out = color + blend * (restored - color)
     out = np.clip(out, 0.0, 1.0).astype(np.float32)
     gray = est.working_luma(color)
     bmap = est.blur_map(gray)
-    suggested = masks.make_mask(mask, color.shape, blur_map=bmap, gray=gray,
-                                noise_sigma=report["noise_sigma"])
+    mask_info: dict = {}
+    suggested = masks.make_mask(mask, color.shape, blur_map=bmap, gray=gray, image=color,
+                                noise_sigma=report["noise_sigma"], info=mask_info)
+    if "faces" in mask_info:
+        report["faces"] = mask_info["faces"]
+    if mask_info.get("warning"):
+        report["warnings"].append(mask_info["warning"])
+    if mask == "subject" and not layers:
+        # Sharpen the subject, and tame grain / crunchy texture elsewhere with a very light blur.
+        bg, bg_mask = masks.background_layer(color, suggested, noise_sigma=report["noise_sigma"])
+        layers = [{"name": "AI Deblur: background smoothing", "image": bg, "mask": bg_mask}]
     title_action = action or report["blur_type"]
     report["action"] = title_action
     report["title"] = f"AI Deblur: {title_action}, {strength:.0f}%"
@@ -129,8 +152,14 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     if psf is not None:
         report["kernel"] = np.asarray(psf, np.float32).round(6).tolist()
         report["kernel_size"] = [int(psf.shape[1]), int(psf.shape[0])]
+    for layer in layers:
+        layer["image"] = merge_alpha(np.clip(layer["image"], 0, 1).astype(np.float32), alpha, image)
+        layer["mask"] = np.clip(layer["mask"], 0, 1).astype(np.float32)
+    if mask == "subject" and layers:  # the restored layer goes on top, masked to the subject
+        layers.append({"name": report["title"], "image": merge_alpha(out, alpha, image), "mask": suggested})
+    report["layers"] = [layer["name"] for layer in layers]
     _progress(progress, 1.0, "Done")
-    return DeblurResult(merge_alpha(out, alpha, image), suggested, report, psf)
+    return DeblurResult(merge_alpha(out, alpha, image), suggested, report, psf, layers)
 
 
 def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, progress):
@@ -201,21 +230,6 @@ def _restore(color, psf, reg_scale, use_network, report, progress):
             report["warnings"].append(f"neural network unavailable ({exc}); used classical deconvolution")
     report["method"] = "hyper-laplacian"
     return deconvolve(color, psf, method="hyper-laplacian", regularization=reg_scale)
-
-
-def _old_photo(color, report, reg_scale):
-    """Scanned prints: tame grain first (it would be amplified), then correct softness gently."""
-    import cv2
-    noise = max(report["noise_sigma"], 0.004)
-    u8 = np.clip(color * 255 + 0.5, 0, 255).astype(np.uint8)
-    hstr = float(np.clip(noise * 255 * 1.2, 3, 15))
-    if color.ndim == 3:
-        den = cv2.fastNlMeansDenoisingColored(u8, None, hstr, hstr, 5, 15)
-    else:
-        den = cv2.fastNlMeansDenoising(u8, None, hstr, 5, 15)
-    den = den.astype(np.float32) / 255
-    sharp = smart_sharpen(den, amount=min(1.0, 0.7 / reg_scale ** 0.5))
-    return sharp
 
 
 # --- over-sharpening guard (issue 6; deblur_core/guard.py) ------------------------------------------

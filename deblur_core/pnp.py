@@ -37,7 +37,8 @@ def srgb_slope(lin: np.ndarray) -> np.ndarray:
 
 def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | None = None,
                    iterations: int = 6, lam: float = 0.5, sigma_start: float = 0.1,
-                   model=None, map_mode: str = "slope", progress=None) -> np.ndarray:
+                   strength_scale: float = 1.0, model=None, map_mode: str = "slope",
+                   progress=None) -> np.ndarray:
     """Non-blind deconvolution of an sRGB-encoded photo with the denoiser prior.
 
     Parameters
@@ -49,6 +50,8 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
     iterations : HQS iterations (each = 1 FFT solve + 1 network pass).
     lam : prior weight (DPIR's lambda).
     sigma_start : first denoising strength (linear light).
+    strength_scale : multiplies the noise level the solver assumes (> 1: smoother, < 1: sharper and
+        noisier); the pipeline's strength slider maps onto it.
     map_mode : "slope" (noise map = sigma_i * sRGB slope, default) or "uniform" (sigma_i * 1).
     progress : callable(fraction, message); raising from it cancels.
 
@@ -66,18 +69,27 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
     if psf.shape[0] > img.shape[0] or psf.shape[1] > img.shape[1]:
         raise ValueError(f"kernel {psf.shape[0]}x{psf.shape[1]} is larger than the image {img.shape[1]}x{img.shape[0]}")
     model = model or load_model(DEFAULT_DENOISER)
+    if map_mode not in ("slope", "uniform"):
+        raise ValueError(f"unknown map_mode {map_mode!r}")
     gray = img.ndim == 2
     lin = srgb_to_linear(img)
     planes = lin[None] if gray else np.moveaxis(lin, 2, 0)
     if noise_sigma is None:
         from .deconvolution import estimate_noise
         noise_sigma = estimate_noise(planes.mean(axis=0))
-    sn = max(float(noise_sigma), 0.002)
-    padded, crop = pad_for_deconvolution(planes, psf.shape)
-    shape = padded.shape[1:]
+    sn = max(float(noise_sigma), 0.002) * max(float(strength_scale), 1e-3)
+    z, crop = pad_for_deconvolution(planes, psf.shape)      # z starts as the (padded) observation
+    del lin, planes
+    if z.ndim == 2:
+        z = z[None]
+    nc = z.shape[0]
+    shape = z.shape[1:]
     K = psf2otf(psf, shape)
     KtK = (np.abs(K) ** 2).astype(np.float32)
-    KtY = np.stack([np.conj(K) * rfft2(p) for p in padded])
+    KtY = np.empty((nc,) + K.shape, np.complex64)
+    for c in range(nc):
+        KtY[c] = np.conj(K) * rfft2(z[c])
+    del K
     sigma_start = max(float(sigma_start), sn)
     sigmas = np.geomspace(sigma_start, sn, iterations) if iterations > 1 else np.array([sn])
 
@@ -85,23 +97,33 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
         if progress is not None:
             progress(float(frac), msg)
 
-    z = padded.copy()
+    # Memory: one network input (4 planes), the estimate z (nc planes), KtY; all else per plane.
+    inp = np.empty((4,) + shape, np.float32)
     for i, s in enumerate(sigmas):
         report(i / len(sigmas), f"deconvolution step {i + 1} of {len(sigmas)}")
         alpha = np.float32(lam * sn * sn / (s * s))
-        x = np.stack([irfft2((KtY[c] + alpha * rfft2(z[c])) / (KtK + alpha), shape) for c in range(len(z))])
-        x = np.clip(x.astype(np.float32), 0, 1)
-        x_s = linear_to_srgb(x)
-        rgb = np.repeat(x_s, 3, axis=0) if gray else x_s
+        inp[3] = 0
+        denom = KtK + alpha
+        for c in range(nc):
+            xc = irfft2((KtY[c] + alpha * rfft2(z[c])) / denom, shape).astype(np.float32, copy=False)
+            np.clip(xc, 0, 1, out=xc)
+            inp[3] += xc / nc
+            inp[c] = linear_to_srgb(xc)
+        if gray:
+            inp[1] = inp[0]
+            inp[2] = inp[0]
         if map_mode == "slope":
-            smap = np.minimum(s * srgb_slope(x.mean(axis=0)), 0.25)
-        elif map_mode == "uniform":
-            smap = np.full(shape, s, np.float32)
+            inp[3] = np.minimum(s * srgb_slope(inp[3]), 0.25)
         else:
-            raise ValueError(f"unknown map_mode {map_mode!r}")
-        out = run_tiled(model, np.concatenate([rgb, smap[None].astype(np.float32)]))
-        out = np.clip(out, 0, 1)
-        z = srgb_to_linear(out.mean(axis=0, keepdims=True) if gray else out)
+            inp[3] = s
+        out = run_tiled(model, inp)
+        np.clip(out, 0, 1, out=out)
+        if gray:
+            z[0] = srgb_to_linear(out.mean(axis=0))
+        else:
+            for c in range(nc):
+                z[c] = srgb_to_linear(out[c])
+        del out, denom
     report(1.0, "deconvolution done")
     res = linear_to_srgb(z[:, crop[0], crop[1]])
     res = res[0] if gray else np.moveaxis(res, 0, 2)

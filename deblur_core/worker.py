@@ -12,7 +12,8 @@ request, on stdin:
 answer, on stdout:
     any number of  {"progress": f, "message": s}  lines, then exactly one of
     {"ok": true, "report": {...}, "outputs": [{"name": "image", "shape": [H, W, C]},
-                                              {"name": "mask", "shape": [H, W]}]}
+                                              {"name": "mask", "shape": [H, W]},
+                                              {"name": "layer0", ...}, {"name": "layer0-mask", ...}, ...]}
         followed by the raw little-endian float32 bytes of each output, in order;
     {"ok": false, "error": "one clear sentence"}
 
@@ -348,11 +349,18 @@ def serve(stdin, chan):
         out = np.ascontiguousarray(src + (out - src) * weight, dtype="<f4")
     report = dict(getattr(res, "report", None) or {})
     report.setdefault("title", f"AI Deblur: {mode}, {strength:g}%")
+    buffers = [("image", out), ("mask", m)]
+    # The layers a retoucher would build (old photo: background + subjects; subject mask: background
+    # smoothing + the correction), bottom to top; their names are report["layers"].
+    layers = [] if blend in ("mask", "original") else list(getattr(res, "layers", None) or [])
+    report["layers"] = [str(layer["name"]) for layer in layers]
+    for i, layer in enumerate(layers):
+        buffers.append((f"layer{i}", _finish_image(layer["image"], image)))
+        buffers.append((f"layer{i}-mask", _finish_mask(layer["mask"], h, w)))
     chan.line({"ok": True, "report": report,
-               "outputs": [{"name": "image", "shape": list(out.shape)},
-                           {"name": "mask", "shape": list(m.shape)}]})
-    chan.raw(out)
-    chan.raw(m)
+               "outputs": [{"name": name, "shape": list(buf.shape)} for name, buf in buffers]})
+    for _name, buf in buffers:
+        chan.raw(buf)
     return 0
 
 

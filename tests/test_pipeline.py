@@ -106,3 +106,22 @@ def test_progress_and_cancel(photo):
 def test_bad_input_raises_clear_error(bad, kwargs, match):
     with pytest.raises(ValueError, match=match):
         deblur(bad, **kwargs)
+
+
+def test_old_photo_builds_retoucher_layers(photo):
+    rng = np.random.default_rng(2)
+    grainy = np.clip(blur_linear(photo, kernels.gaussian_kernel(1.5)) + rng.normal(0, 0.03, photo.shape), 0, 1).astype(np.float32)
+    res = deblur(grainy, "old-photo", 50)
+    names = [layer["name"] for layer in res.layers]
+    assert names == ["Old Photo Clarity: background", "Old Photo Clarity: subjects"]
+    bg, fg = res.layers
+    assert np.allclose(bg["mask"] + fg["mask"], 1, atol=1e-5)
+    assert bg["image"].shape == photo.shape and fg["mask"].shape == photo.shape[:2]
+    assert psnr(res.image, photo) > psnr(grainy, photo)          # grain down, softness corrected
+
+
+def test_subject_mask_adds_background_smoothing_layer(photo):
+    res = deblur(photo, "sharpen", 50, mask="subject")
+    assert [layer["name"] for layer in res.layers][0] == "AI Deblur: background smoothing"
+    assert res.layers[-1]["name"] == res.report["title"]
+    assert np.allclose(res.layers[0]["mask"], 1 - res.layers[-1]["mask"], atol=1e-5)

@@ -246,27 +246,38 @@ def _run_correction(procedure, mode, image, drawable, config):
     Gimp.progress_update(0.92)
     title = _title(report, "AI Deblur: %s, %g%%" % (mode, strength))
     layer = None
-    inserted = False
+    created = []
     t0 = time.monotonic()
     image.undo_group_start()
     Gimp.context_push()
     try:
         ok, ox, oy = drawable.get_offsets()
-        layer = Gimp.Layer.new(image, title, w, h, _layer_type(image, drawable.has_alpha()),
-                               100.0, Gimp.LayerMode.NORMAL)
-        if layer is None:
-            raise PlugInError(_("GIMP could not create the new layer."))
         parent = drawable.get_parent()
         position = image.get_item_position(drawable)
-        if not image.insert_layer(layer, parent, position):
-            raise PlugInError(_("GIMP could not insert the new layer."))
-        inserted = True
-        layer.set_offsets(ox + x, oy + y)
-        _write_layer_pixels(layer, fmt, w, h, img_bytes)
-        _add_mask(image, layer, mask_choice, w, h, mask_bytes)
-        layer.set_visible(True)
+        # One layer with the chosen mask, or the engine's layer stack (bottom to top, each with its
+        # own mask): each insert at the source's position lands just above the previous one.
+        names = report.get("layers") or []
+        stack = [(n, outputs.get("layer%d" % i, (None, None))[1], outputs.get("layer%d-mask" % i, (None, None))[1],
+                  "auto") for i, n in enumerate(names)] or [(title, img_bytes, mask_bytes, mask_choice)]
+        for name, pixels, mbytes, choice in stack:
+            if pixels is None or len(pixels) != w * h * channels * 4:
+                raise PlugInError(_("The AI Deblur engine returned no pixels for the layer '%s'.") % name)
+            layer = Gimp.Layer.new(image, name, w, h, _layer_type(image, drawable.has_alpha()),
+                                   100.0, Gimp.LayerMode.NORMAL)
+            if layer is None:
+                raise PlugInError(_("GIMP could not create the new layer."))
+            if not image.insert_layer(layer, parent, position):
+                raise PlugInError(_("GIMP could not insert the new layer."))
+            created.append(layer)
+            layer.set_offsets(ox + x, oy + y)
+            _write_layer_pixels(layer, fmt, w, h, pixels)
+            _add_mask(image, layer, choice, w, h, mbytes)
+            layer.set_visible(True)
     except Exception as exc:
-        _discard(image, layer, inserted)
+        for done in created:
+            _discard(image, done, True)
+        if layer is not None and layer not in created:
+            _discard(image, layer, False)
         if isinstance(exc, PlugInError):
             raise
         raise PlugInError(_("Writing the deblurred layer failed: %s") % exc) from None
@@ -410,6 +421,7 @@ class PreviewController:
         self.preview.connect("invalidated", self._on_invalidated)
         self._notify = config.connect("notify", self._on_config_changed)
         self.timeout = None
+        self.settled = False  # a result (or an error) has come back at least once
 
     # main thread -------------------------------------------------------------------------------
     def _on_config_changed(self, *args):
@@ -450,7 +462,10 @@ class PreviewController:
         return False
 
     def _draw(self, gen, data, geometry):
-        if gen != self.generation or data is None:
+        if gen != self.generation:
+            return False
+        self.settled = True
+        if data is None:
             return False
         cx, cy, w, h, rw, rh = geometry
         try:
@@ -477,6 +492,7 @@ class PreviewController:
         except client.WorkerError as exc:
             if gen == self.generation:
                 print("ai-deblur preview:", exc, file=sys.stderr)
+                GLib.idle_add(self._draw, gen, None, geometry)
             return
         GLib.idle_add(self._draw, gen, result, geometry)
 
@@ -528,7 +544,16 @@ def _dialog(procedure, config, drawable, mode):
                 preview = None
         auto_ok = os.environ.get("AI_DEBLUR_DIALOG_AUTO_OK_MS")  # automated tests of the dialog only
         if auto_ok:
-            GLib.timeout_add(int(auto_ok), lambda: (dialog.response(-5), False)[1])  # GTK_RESPONSE_OK
+            start = time.monotonic()
+
+            def press_ok():
+                waited = time.monotonic() - start
+                if waited * 1000 < int(auto_ok) or (preview is not None and not preview.settled and waited < 120):
+                    return True  # keep waiting for the preview's first result
+                dialog.response(-5)  # GTK_RESPONSE_OK
+                return False
+
+            GLib.timeout_add(200, press_ok)
         return dialog.run()
     finally:
         if preview is not None:

@@ -165,6 +165,14 @@ def run_case(case):
     by_name = {l.get_name(): l for l in layers}
     if "new" in rec and rec["new"]["name"] in by_name:
         rec["reopened_new"] = layer_info(by_name[rec["new"]["name"]])
+    # The engine's layer stack (old photo, subject mask): every layer's mask, from the reopened XCF.
+    rec["stack_masks"] = {n: mask_stats(by_name[n]) for n in rec.get("report", {}).get("layers", []) if n in by_name}
+    rec["stack_mask_sum"] = None
+    stack = [by_name[n] for n in rec.get("report", {}).get("layers", []) if n in by_name]
+    if len(stack) == 2 and all(l.get_mask() is not None for l in stack):
+        a, b = (floats(read(l.get_mask(), "Y float")) for l in stack)
+        sums = [x + y for x, y in zip(a, b)]
+        rec["stack_mask_sum"] = [min(sums), max(sums)]
     rec["reopened_source_unchanged"] = digest(by_name["source"]) == before
     image.delete()
     return rec

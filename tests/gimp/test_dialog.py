@@ -1,7 +1,8 @@
 """Interactive runs: the GimpUi.ProcedureDialog (with its live preview) on a virtual X display.
 
 Needs Xvfb (apt-get install xvfb); without it this module is skipped (the non-interactive tests still
-cover every procedure). The dialog is answered "OK" by AI_DEBLUR_DIALOG_AUTO_OK_MS, a hook for tests.
+cover every procedure). The dialog is answered "OK" by AI_DEBLUR_DIALOG_AUTO_OK_MS, a hook for tests: after
+that many milliseconds and once the preview has shown its first result (at most 2 minutes).
 """
 import os
 import shutil
@@ -54,7 +55,7 @@ def display():
 
 def test_dialog_with_preview_runs_interactively(gimp_profile, display):
     res = gimp_batch.run_python(CODE, profile=str(gimp_profile), timeout=300, check=False,
-                                extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "4000",
+                                extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "1500",
                                            "AI_DEBLUR_DEBUG": "1"})
     log = res.get("_log", "")
     assert "error" not in res, res.get("traceback", "") + log[-3000:]

@@ -30,6 +30,8 @@ CASES = [
          args={"strength": 70.0, "mask": "auto"}),
     dict(id="rgb8-focus-auto-ellipse", base="rgb", precision="u8", ellipse=(10, 10, 100, 70), proc="focus",
          args={"strength": 50.0, "mask": "auto"}),
+    dict(id="rgb8-sharpen-subject", base="rgb", precision="u8", proc="smart-sharpen",
+         args={"strength": 50.0, "mask": "subject"}),
     dict(id="rgb8-analyze-kernel", base="rgb", precision="u8", proc="analyze", size=(160, 120), blur=9,
          args={"show_kernel": True}),
     dict(id="gray8-analyze", base="gray", precision="u8", proc="analyze", args={"show_kernel": False}),
@@ -109,13 +111,15 @@ def test_correction_adds_layer_above_source(results, case):
     assert rec["status"] == "success", rec.get("message")
     new = rec["new"]
     title = rec["report"].get("title")
-    assert title and new["name"] == title[:200]
-    assert new["name"].startswith("AI Deblur")
+    # One new layer named after what was done, or the engine's stack of layers (bottom to top).
+    stack = rec["report"].get("layers") or [title]
+    assert title and new["name"] == stack[-1][:200]
+    assert all(name.startswith(("AI Deblur", "Old Photo Clarity")) for name in stack)
     before, after = rec["layers_before"], rec["layers_after"]
-    assert len(after) == len(before) + 1
+    assert len(after) == len(before) + len(stack)
     i_new, i_src = after.index(new["name"]), after.index("source")
-    assert i_new == i_src - 1, f"new layer not directly above the source: {after}"
-    assert after[:i_new] + after[i_new + 1:] == before
+    assert after[i_new:i_src] == list(reversed(stack)), f"new layers not directly above the source: {after}"
+    assert after[:i_new] + after[i_src:] == before
     # geometry: selection bounds on the layer, offsets kept
     sx, sy, sw, sh = rec["region"]
     assert new["size"] == [sw, sh]
@@ -137,10 +141,16 @@ def test_mask_values(results, case):
         m = rec[key]["mask"]
         assert m is not None, f"{key}: no layer mask"
         choice = case["args"]["mask"]
-        if choice in ("full", "selection"):  # rectangular selection: all of the layer is inside
+        if rec["report"].get("layers"):   # an engine layer stack: each layer carries its own mask
+            choice = "stack"
+        if choice == "stack":
+            assert -1e-6 <= m["min"] and m["max"] <= 1.0 + 1e-6, m
+        elif choice in ("full", "selection"):  # rectangular selection: all of the layer is inside
             assert m["min"] > 0.999 and m["max"] <= 1.0 + 1e-6, m
         elif choice == "hidden":
             assert m["max"] < 1e-3, m
+        elif choice in ("faces", "subject"):
+            assert -1e-6 <= m["min"] and m["max"] <= 1.0 + 1e-6, m
         elif choice == "auto":
             assert 0.0 <= m["min"] and m["max"] <= 1.0 + 1e-6, m
             assert m["max"] - m["min"] > 0.05 and m["distinct"] > 2, f"auto mask is constant: {m}"
@@ -156,6 +166,25 @@ def test_xcf_round_trip(results, case):
     assert rec["reopened_source_unchanged"]
     a, b = rec["new"], rec["reopened_new"]
     assert (a["name"], a["size"], a["offsets"], a["alpha"]) == (b["name"], b["size"], b["offsets"], b["alpha"])
+
+
+@pytest.mark.parametrize("cid,names", [
+    ("rgba16-oldphoto-auto-offset-selection", ["Old Photo Clarity: background", "Old Photo Clarity: subjects"]),
+    ("rgb8-sharpen-subject", ["AI Deblur: background smoothing", None]),
+])
+def test_retoucher_layer_stacks(results, cid, names):
+    """Old Photo Clarity writes a background layer and a clarity layer; the subject mask adds a
+    background-smoothing layer under the correction; their masks are complementary."""
+    rec = _case(results, cid)
+    assert rec["status"] == "success", rec.get("message")
+    stack = rec["report"]["layers"]
+    assert len(stack) == 2 and stack[0] == names[0] and (names[1] is None or stack[1] == names[1])
+    assert all(rec["stack_masks"][n] is not None for n in stack)
+    lo, hi = rec["stack_mask_sum"]
+    if "selection" not in cid:   # outside a selection both masks are cut to 0
+        assert lo > 0.99 and hi < 1.01, (lo, hi)
+    else:
+        assert hi < 1.01
 
 
 def test_analyze_reports_and_kernel_layer(results):
