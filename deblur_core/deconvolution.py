@@ -212,7 +212,9 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, *, method: str = "hyper-lapla
     else:
         raise ValueError(f"unknown deconvolution method {method!r}")
     if chroma is not None:
-        chroma_out = wiener(chroma, psf, balance=4 * _wiener_balance(s_lin))
+        # Chroma carries little detail and much of the noise: regularise it far more (tuned on the
+        # training split with bench-style degradations: 32x beats 4x by ~0.7 dB).
+        chroma_out = wiener(chroma, psf, balance=32 * _wiener_balance(s_lin))
         out = opponent_to_rgb(np.concatenate([luma_out[None], np.moveaxis(chroma_out, 2, 0)]))
     else:
         out = luma_out
@@ -226,4 +228,4 @@ def _wiener_balance(sigma: float) -> float:
 
 
 def _hl_weight(sigma: float) -> float:
-    return float(np.clip(0.07 * sigma, 5e-5, 0.01))
+    return float(np.clip(0.04 * sigma, 5e-5, 0.01))

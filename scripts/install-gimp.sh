@@ -3,7 +3,7 @@
 # Debian 13 and later: straight from the archive. Debian 12: from the trixie suite, pinned low so
 # nothing else is upgraded unless GIMP needs it (it does upgrade libc; that is expected).
 set -euo pipefail
-if command -v gimp-console-3.0 >/dev/null 2>&1 && /usr/bin/python3 -c 'import gi; gi.require_version("Gimp", "3.0"); from gi.repository import Gimp' >/dev/null 2>&1; then
+if command -v gimp-console-3.0 >/dev/null 2>&1 && command -v Xvfb >/dev/null 2>&1 && /usr/bin/python3 -c 'import gi; gi.require_version("Gimp", "3.0"); from gi.repository import Gimp' >/dev/null 2>&1; then
   echo "GIMP 3 already installed: $(command -v gimp-console-3.0)"
   exit 0
 fi
@@ -36,6 +36,7 @@ PIN
 fi
 $SUDO apt-get update -q
 # python3-pip-whl / python3-setuptools-whl: without them `python3 -m venv` fails on trixie's Python.
+# xvfb: a virtual display for the test of the interactive dialog and its preview.
 $SUDO apt-get install -y -q --no-install-recommends "${target[@]}" \
-  gimp python3 python3-gi gir1.2-gtk-3.0 python3-venv python3-pip-whl python3-setuptools-whl
+  gimp python3 python3-gi gir1.2-gtk-3.0 python3-venv python3-pip-whl python3-setuptools-whl xvfb
 gimp-console-3.0 --version

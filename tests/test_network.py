@@ -20,7 +20,7 @@ def _psnr(a, b, border=0):
 
 
 def _photo(name="astronaut", size=None):
-    skdata = pytest.importorskip("skimage.data")
+    from skimage import data as skdata
     img = getattr(skdata, name)().astype(np.float32) / 255
     if size:
         h, w = img.shape[:2]
