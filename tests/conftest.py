@@ -4,15 +4,11 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-
-def psnr(a, b, border=16):
-    a = np.asarray(a, np.float64)[border:-border, border:-border]
-    b = np.asarray(b, np.float64)[border:-border, border:-border]
-    return 10 * np.log10(1.0 / max(np.mean((a - b) ** 2), 1e-12))
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+for p in (ROOT, HERE):
+    if p not in sys.path:
+        sys.path.insert(0, p)
 
 
 @pytest.fixture(scope="session")
@@ -26,12 +22,3 @@ def photo():
 def gray_photo():
     from skimage import data
     return (data.camera()[96:352, 96:352].astype(np.float32) / 255).copy()
-
-
-def blur_linear(image, psf, noise=0.0, seed=0):
-    """Blur an sRGB-encoded image in linear light, add noise in the encoded image (like a camera file)."""
-    from deblur_core import color, fftutils
-    out = color.linear_to_srgb(fftutils.convolve(color.srgb_to_linear(image), psf))
-    if noise:
-        out = out + np.random.default_rng(seed).normal(0, noise, out.shape).astype(np.float32)
-    return np.clip(out, 0, 1).astype(np.float32)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.signal import fftconvolve
 
-from conftest import blur_linear
+from helpers import blur_linear
 from deblur_core import color, fftutils
 from deblur_core.blind import estimate_kernel
 from deblur_core.deconvolution import deconvolve

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, blur_linear
+from helpers import ROOT, blur_linear
 from deblur_core import kernels
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import blur_linear, psnr
+from helpers import blur_linear, psnr
 from deblur_core import deconvolution as dc
 from deblur_core import kernels
 from deblur_core.fftutils import convolve, pad_for_deconvolution

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import blur_linear
+from helpers import blur_linear
 from deblur_core import analyze, kernels
 from deblur_core import estimate as est
 

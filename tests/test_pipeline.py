@@ -4,7 +4,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import blur_linear, psnr
+from helpers import blur_linear, psnr
 from deblur_core import deblur, kernels
 
 

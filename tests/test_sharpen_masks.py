@@ -39,7 +39,7 @@ def test_unsharp_colour_keeps_hue_and_mask():
 
 
 def test_smart_sharpen_improves_soft_photo(photo):
-    from conftest import blur_linear, psnr
+    from helpers import blur_linear, psnr
     soft = blur_linear(photo, gaussian_kernel(1.2), noise=0.003)
     out = sharpen.smart_sharpen(soft, sigma=1.2)
     assert psnr(out, photo) > psnr(soft, photo) + 1.0
