@@ -52,7 +52,8 @@ _COARSEST = 5
 #   smooth: weight of |grad k|^2 (keeps thin trajectories continuous); thr/min_mass: clean-up;
 #   coarse_extra: extra alternations on the cheap coarse levels; kappa: HQS rate of the L0 step.
 _OPT = {"select": True, "normalize": True, "keep_frac": 0.005, "lam_end": 1e-3, "nonneg_iters": 100, "l1": 0.0, "coarse_extra": 0, "thr": 0.05, "min_mass": 0.1, "smooth": 0.002, "per_bin": True, "kappa": 2.0,
-        "refine": 0, "refine_w": 2e-3, "refine_keep": 0.02, "refine_gamma": 2e-3, "refine_iters": 6}
+        "refine": 0, "refine_w": 2e-3, "refine_keep": 0.02, "refine_gamma": 2e-3, "refine_iters": 6,
+        "auto_min_scale": 0.3, "auto_mass": 0.97, "trim_mass": 0.99}
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,6 +143,17 @@ def _support_extent(k: np.ndarray, rel: float = 0.05) -> int:
     c = k.shape[0] // 2
     r = max(np.abs(ys - c).max(), np.abs(xs - c).max())
     return 2 * int(r) + 1
+
+
+def _mass_extent(k: np.ndarray, frac: float = 0.97) -> int:
+    """Side of the smallest centred square holding ``frac`` of the kernel's mass."""
+    c = k.shape[0] // 2
+    ys, xs = np.indices(k.shape)
+    ring = np.maximum(np.abs(ys - c), np.abs(xs - c)).ravel()
+    mass = np.bincount(ring, weights=np.clip(k, 0, None).ravel(), minlength=c + 1)
+    cum = np.cumsum(mass) / max(mass.sum(), 1e-30)
+    r = int(np.searchsorted(cum, frac - 1e-9))
+    return 2 * min(r, c) + 1
 
 
 def _grad(x: np.ndarray):
@@ -495,7 +507,11 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
         level_info.append({"kernel": int(ks), "image": [int(sw), int(sh)], "extent": int(ext)})
         if auto and li < n_levels - 1:
             # Shrink a generous window to the support found (plus a margin) before finer levels.
-            size_limit = min(size_limit, max(9, _odd((ext + 4) / max(scale, 1e-6) * 1.25)))
+            # The extent holding most of the mass (a blob filling the window at the coarsest
+            # levels says little, so only levels with some resolution count), plus a margin.
+            if scale >= _OPT["auto_min_scale"]:
+                m_ext = _mass_extent(k, _OPT["auto_mass"])
+                size_limit = min(size_limit, max(9, _odd(m_ext / scale * 1.15 + 6)))
 
     # --- final refinement at full resolution with a natural (hyper-Laplacian) latent image ---
     # The L0 latent over-sharpens (cartoon edges), which biases the kernel towards a thicker
@@ -533,7 +549,8 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
 def _final_trim(k: np.ndarray) -> np.ndarray:
     from .kernels import center, normalize
     k = normalize(k)
-    r = _support_extent(k, 0.0) // 2
+    # Drop the outer rings that hold only stray specks (1 % of the mass at most).
+    r = min(_support_extent(k, 0.0), _mass_extent(k, _OPT["trim_mass"]) + 2) // 2
     c = k.shape[0] // 2
     k = k[c - r:c + r + 1, c - r:c + r + 1]
     k = center(k)

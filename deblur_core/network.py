@@ -49,7 +49,7 @@ MODELS: dict[str, ModelSpec] = {
     "denoiser-v1": ModelSpec(
         name="denoiser-v1",
         file="denoiser-v1.onnx",
-        sha256="9296b706028d46f1c1c5baca011e5ce88f4467eea8bea80d15a00d4453930b67",
+        sha256="617303fc70777a8c36cfd5ec59b70426e24cc58f2bddf5f297cbe830279cc679",
         layout="NCHW float32: R', G', B' (sRGB-encoded) + per-pixel noise std map (same [0, 1] units) -> R', G', B'",
         in_channels=4,
         out_channels=3,

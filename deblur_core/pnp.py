@@ -76,7 +76,7 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
     planes = lin[None] if gray else np.moveaxis(lin, 2, 0)
     if noise_sigma is None:
         from .deconvolution import estimate_noise
-        noise_sigma = estimate_noise(planes.mean(axis=0))
+        noise_sigma = estimate_noise(planes.mean(axis=0), jpeg_robust=True)
     sn = max(float(noise_sigma), 0.002) * max(float(strength_scale), 1e-3)
     z, crop = pad_for_deconvolution(planes, psf.shape)      # z starts as the (padded) observation
     del lin, planes

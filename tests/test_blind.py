@@ -143,3 +143,16 @@ def test_kernel_larger_than_region(gray_photo):
         estimate_kernel(gray_photo, 51, roi=(0, 0, 60, 60))
     with pytest.raises(ValueError):
         estimate_kernel(gray_photo, 9, roi=(300, 300, 50, 50))
+
+
+def test_mass_extent_and_final_trim():
+    from deblur_core import blind
+    k = np.zeros((31, 31))
+    k[15, 10:21] = 1.0                                   # an 11 px line, centred
+    assert blind._mass_extent(k, 0.999) == 11
+    assert blind._mass_extent(k, 0.5) < 11
+    k2 = k.copy()
+    k2[0, 0] = 1e-3                                      # a stray speck in the corner
+    out = blind._final_trim(k2 / k2.sum())
+    assert out.shape[0] <= 15                            # the speck does not keep the 31 px window
+    assert abs(float(out.sum()) - 1) < 1e-6

@@ -77,9 +77,16 @@ def main(argv=None):
     ap.add_argument("--side", type=int, default=512)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--l2", type=float, default=1e-3)
+    ap.add_argument("--features", help="cache of the computed features (.npz): reused when it exists")
     a = ap.parse_args(argv)
     t = time.time()
-    X, y = build("train", a.repeats, a.side, a.seed)
+    if a.features and os.path.exists(a.features):
+        data = np.load(a.features)
+        X, y = data["X"], data["y"]
+    else:
+        X, y = build("train", a.repeats, a.side, a.seed)
+        if a.features:
+            np.savez(a.features, X=X, y=y)
     print(f"{len(y)} training cases in {time.time() - t:.0f} s")
     # Hold out 20% of the training cases to pick nothing but to report an honest in-split accuracy.
     rng = np.random.default_rng(0)
