@@ -277,6 +277,20 @@ def _kernel_for_report(eng, image, report):
     return kernel.round(6).tolist()
 
 
+def _kernel_view(kernel):
+    """The kernel as a small picture (H, W) float32: scaled to its peak, enlarged by pixel repetition
+    to about 128 px, for the plug-in's kernel layer. None when there is no kernel."""
+    import numpy as np
+    if kernel is None:
+        return None
+    k = np.clip(np.asarray(kernel, dtype=np.float32), 0, None)
+    if k.ndim != 2 or k.size == 0 or not np.isfinite(k).all():
+        return None
+    k = k / max(float(k.max()), 1e-12)
+    scale = max(1, min(16, 128 // max(k.shape)))
+    return np.ascontiguousarray(np.kron(k, np.ones((scale, scale), np.float32)), dtype="<f4")
+
+
 def serve(stdin, chan):
     req = _parse_header(stdin)
     op = req["op"]
@@ -328,7 +342,12 @@ def serve(stdin, chan):
             if kernel is not None:
                 report["kernel"] = kernel
         progress(1.0, "Done")
-        chan.line({"ok": True, "report": report, "outputs": []})
+        view = _kernel_view(report.get("kernel")) if opts.get("want_kernel") else None
+        if view is None:
+            chan.line({"ok": True, "report": report, "outputs": []})
+        else:
+            chan.line({"ok": True, "report": report, "outputs": [{"name": "kernel", "shape": list(view.shape)}]})
+            chan.raw(view)
         return 0
 
     import numpy as np

@@ -329,30 +329,15 @@ def _summary(report):
     return "\n".join(lines) or json.dumps(report)[:500]
 
 
-def _kernel_layer(image, drawable, report):
-    """A small gray layer showing report['kernel'] (scaled to its maximum), above the source."""
-    kernel = report.get("kernel")
-    if not kernel or not isinstance(kernel, list) or not isinstance(kernel[0], list):
+def _kernel_layer(image, drawable, report, view):
+    """A small gray layer showing the kernel picture the worker made (scaled to its peak), above the
+    source."""
+    if view is None or view[1] is None:
         return None  # nothing estimated (e.g. a sharp photo): the report says so
-    kh, kw = len(kernel), len(kernel[0])
-    if kh == 0 or kw == 0 or any(len(r) != kw for r in kernel):
+    shape, data = view
+    if len(shape) != 2 or len(data) != shape[0] * shape[1] * 4:
         raise PlugInError(_("The analysis returned a malformed kernel."))
-    peak = max(max(float(v) for v in row) for row in kernel) or 1.0
-    scale = max(1, min(16, 128 // max(kh, kw)))
-    w, h = kw * scale, kh * scale
-    import array
-    rows = []
-    for row in kernel:
-        line = array.array("f")
-        for v in row:
-            line.extend([max(0.0, float(v) / peak)] * scale)
-        rows.append(line)
-    pix = array.array("f")
-    for line in rows:
-        for _rep in range(scale):
-            pix.extend(line)
-    if sys.byteorder != "little":
-        pix.byteswap()
+    h, w = shape
     name = "AI Deblur: kernel (%s)" % (report.get("blur_type") or report.get("type") or "estimated")
     layer = Gimp.Layer.new(image, name, w, h, _layer_type(image, False), 100.0, Gimp.LayerMode.NORMAL)
     inserted = False
@@ -362,7 +347,7 @@ def _kernel_layer(image, drawable, report):
         ok, ox, oy = drawable.get_offsets()
         layer.set_offsets(ox, oy)
         buf = layer.get_buffer()
-        buf.set(Gegl.Rectangle.new(0, 0, w, h), "Y float", pix.tobytes())
+        buf.set(Gegl.Rectangle.new(0, 0, w, h), "Y float", data)
         buf.flush()
         layer.update(0, 0, w, h)
     except Exception as exc:
@@ -375,7 +360,7 @@ def _run_analyze(procedure, run_mode, image, drawable, config):
     x, y, w, h, fmt, channels, data = _read_region(drawable)
     Gimp.progress_init(_("AI Deblur: analyzing blur"))
     try:
-        report, _outputs = client.run("analyze", w, h, channels, data,
+        report, outputs = client.run("analyze", w, h, channels, data,
                                       {"want_kernel": bool(config.get_property("show-kernel"))},
                                       progress=_progress(0.05, 0.9))
     except client.WorkerError as exc:
@@ -385,7 +370,7 @@ def _run_analyze(procedure, run_mode, image, drawable, config):
         image.undo_group_start()
         Gimp.context_push()
         try:
-            layer = _kernel_layer(image, drawable, report)
+            layer = _kernel_layer(image, drawable, report, outputs.get("kernel"))
         finally:
             Gimp.context_pop()
             image.undo_group_end()
