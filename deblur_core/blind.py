@@ -50,10 +50,10 @@ _COARSEST = 5
 #   lam_end: L0 weight at the finest level (the `lam` argument is the coarsest one);
 #   nonneg_iters/l1: FISTA refinement of the kernel with k >= 0 (and an optional L1 weight);
 #   smooth: weight of |grad k|^2 (keeps thin trajectories continuous); thr/min_mass: clean-up;
-#   coarse_extra: extra alternations on the cheap coarse levels; kappa: HQS rate of the L0 step.
+#   coarse_extra: extra alternations on the cheap coarse levels; kappa: HQS rate of the L0 step;
+#   trim_mass: the returned kernel keeps the centred square with this share of the mass (+2 px).
 _OPT = {"select": True, "normalize": True, "keep_frac": 0.005, "lam_end": 1e-3, "nonneg_iters": 100, "l1": 0.0, "coarse_extra": 0, "thr": 0.05, "min_mass": 0.1, "smooth": 0.002, "per_bin": True, "kappa": 2.0,
-        "refine": 0, "refine_w": 2e-3, "refine_keep": 0.02, "refine_gamma": 2e-3, "refine_iters": 6,
-        "auto_min_scale": 0.3, "auto_mass": 0.97, "trim_mass": 0.99}
+        "trim_mass": 0.99}
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,25 +212,6 @@ def _select_edges(gx: np.ndarray, gy: np.ndarray, weight: np.ndarray, n_keep: in
             return gx * weight, gy * weight
         keep = mag >= t
     return np.where(keep, gx, 0).astype(np.float32), np.where(keep, gy, 0).astype(np.float32)
-
-
-def _hl_latent(Y: np.ndarray, K: np.ndarray, Dx, Dy, DtD: np.ndarray, shape, weight: float,
-               iters: int = 6, alpha: float = 2 / 3) -> np.ndarray:
-    """Non-blind hyper-Laplacian deconvolution (Krishnan & Fergus 2009) of an already padded plane:
-    a natural-looking latent image (not the cartoon of the L0 step) for the final kernel refinement."""
-    from .deconvolution import _shrink
-    KtY = np.conj(K) * Y
-    KtK = (K.real ** 2 + K.imag ** 2).astype(np.float32)
-    x = irfft2(KtY / (KtK + 10 * weight * DtD + 1e-8), shape).astype(np.float32)
-    cDx, cDy = np.conj(Dx), np.conj(Dy)
-    b = 2.0 * weight
-    for _ in range(iters):
-        gx, gy = _grad(x)
-        wx = _shrink(gx, weight / b, alpha)
-        wy = _shrink(gy, weight / b, alpha)
-        x = irfft2((KtY + b * (cDx * rfft2(wx) + cDy * rfft2(wy))) / (KtK + b * DtD), shape).astype(np.float32)
-        b *= 2 * math.sqrt(2)
-    return x
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,25 +488,7 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
         level_info.append({"kernel": int(ks), "image": [int(sw), int(sh)], "extent": int(ext)})
         if auto and li < n_levels - 1:
             # Shrink a generous window to the support found (plus a margin) before finer levels.
-            # The extent holding most of the mass (a blob filling the window at the coarsest
-            # levels says little, so only levels with some resolution count), plus a margin.
-            if scale >= _OPT["auto_min_scale"]:
-                m_ext = _mass_extent(k, _OPT["auto_mass"])
-                size_limit = min(size_limit, max(9, _odd(m_ext / scale * 1.15 + 6)))
-
-    # --- final refinement at full resolution with a natural (hyper-Laplacian) latent image ---
-    # The L0 latent over-sharpens (cartoon edges), which biases the kernel towards a thicker
-    # one; a non-blind deconvolution with the current kernel corrects that bias.
-    Dx, Dy = _grad_otfs(shape)
-    Y = rfft2(ypad)
-    for _ in range(int(_OPT["refine"])):
-        K = psf2otf(k.astype(np.float32), shape)
-        xl = _hl_latent(Y, K, Dx, Dy, DtD, shape, _OPT["refine_w"], _OPT["refine_iters"])
-        gx, gy = _grad(xl)
-        gx, gy = _select_edges(gx, gy, wpad, max(n_keep, int(_OPT["refine_keep"] * vs.sum())))
-        k_new = _kernel_ls((rfft2(gx), rfft2(gy)), Ysg, ks, k, _OPT["refine_gamma"], shape=shape)
-        k = _clean_kernel(k_new, _OPT["thr"], _OPT["min_mass"])
-        total_iters += 1
+            size_limit = min(size_limit, max(9, _odd((ext + 4) / max(scale, 1e-6) * 1.25)))
 
     psf = _final_trim(k)
     conf = _confidence(ypad, k, DtD, lam_l, wpad, Ysg)

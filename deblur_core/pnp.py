@@ -76,7 +76,8 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
     planes = lin[None] if gray else np.moveaxis(lin, 2, 0)
     if noise_sigma is None:
         from .deconvolution import estimate_noise
-        noise_sigma = estimate_noise(planes.mean(axis=0), jpeg_robust=True)
+        # Per channel: the denoiser sees each channel's noise (a mean of 3 channels would show 1/sqrt(3)).
+        noise_sigma = float(np.mean([estimate_noise(p, jpeg_robust=True) for p in planes]))
     sn = max(float(noise_sigma), 0.002) * max(float(strength_scale), 1e-3)
     z, crop = pad_for_deconvolution(planes, psf.shape)      # z starts as the (padded) observation
     del lin, planes
