@@ -46,6 +46,18 @@ def _check(image, psf):
     return psf
 
 
+def _fourier_setup(image, psf):
+    """What both solvers start from: the image as (C, H, W) planes and the function that restores its
+    layout, the edge-tapered extension and its crop, and the transfer functions of the kernel and of
+    the x / y derivatives at the extension's size."""
+    psf = _check(image, psf)
+    planes, back = _as_planes(image)
+    padded, crop = pad_for_deconvolution(planes, psf.shape)
+    shape = padded.shape[1:]
+    Dx, Dy = gradient_otfs(shape)
+    return planes, back, padded, crop, psf2otf(psf, shape), Dx, Dy
+
+
 def wiener(image: np.ndarray, psf: np.ndarray, balance: float = 1e-3) -> np.ndarray:
     """Gradient-regularised Wiener deconvolution.
 
@@ -63,12 +75,8 @@ def wiener(image: np.ndarray, psf: np.ndarray, balance: float = 1e-3) -> np.ndar
     -------
     ndarray, float32, same shape as ``image``.
     """
-    psf = _check(image, psf)
-    planes, back = _as_planes(image)
-    padded, crop = pad_for_deconvolution(planes, psf.shape)
+    planes, back, padded, crop, K, Dx, Dy = _fourier_setup(image, psf)
     shape = padded.shape[1:]
-    K = psf2otf(psf, shape)
-    Dx, Dy = gradient_otfs(shape)
     denom = (np.abs(K) ** 2 + balance * (np.abs(Dx) ** 2 + np.abs(Dy) ** 2)).astype(np.float32)
     filt = (np.conj(K) / denom).astype(np.complex64)
     out = np.empty(planes.shape, np.float32)
@@ -119,12 +127,8 @@ def hyper_laplacian(image: np.ndarray, psf: np.ndarray, weight: float = 1e-3, *,
     -------
     ndarray, float32, same shape as ``image``.
     """
-    psf = _check(image, psf)
-    planes, back = _as_planes(image)
-    padded, crop = pad_for_deconvolution(planes, psf.shape)
+    planes, back, padded, crop, K, Dx, Dy = _fourier_setup(image, psf)
     shape = padded.shape[1:]
-    K = psf2otf(psf, shape)
-    Dx, Dy = gradient_otfs(shape)
     KtK = (np.abs(K) ** 2).astype(np.float32)
     DtD = (np.abs(Dx) ** 2 + np.abs(Dy) ** 2).astype(np.float32)
     cDx, cDy, cK = np.conj(Dx), np.conj(Dy), np.conj(K)
