@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from .color import luminance, srgb_to_linear
 
-__all__ = ["power_cepstrum", "estimate_motion", "estimate_defocus", "edge_blur_sigma", "blur_map", "directional_blur",
+__all__ = ["power_cepstrum", "estimate_motion", "estimate_defocus", "edge_blur_sigma", "edge_ratio_sigma", "blur_map", "directional_blur",
            "working_luma"]
 
 # Calibrated on synthetic blur with this package's kernels (bench/bench_engine.py, train split):
@@ -139,7 +139,7 @@ def _parabolic(a, b, c) -> float:
     return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
 
 
-def _edge_ratio_sigma(gray: np.ndarray, sigma0: float = 1.0, return_orientation: bool = False):
+def edge_ratio_sigma(gray: np.ndarray, sigma0: float = 1.0, return_orientation: bool = False):
     """Per-pixel gaussian-equivalent blur at edges and the edge mask (Zhuo & Sim 2011)."""
     g = gray.astype(np.float32)
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
@@ -162,26 +162,30 @@ def _edge_ratio_sigma(gray: np.ndarray, sigma0: float = 1.0, return_orientation:
     return sigma, mask
 
 
-def edge_blur_sigma(gray: np.ndarray) -> float:
-    """Gaussian-equivalent blur (px) at the image's edges (median over strong edges); 0 when no edges."""
-    sigma, mask = _edge_ratio_sigma(gray)
+def edge_blur_sigma(gray: np.ndarray, *, measured=None) -> float:
+    """Gaussian-equivalent blur (px) at the image's edges (median over strong edges); 0 when no edges.
+
+    ``measured``: the (sigma, mask) of an earlier default re-blur measurement of ``gray``, to reuse.
+    """
+    sigma, mask = measured if measured is not None else edge_ratio_sigma(gray)
     if mask.sum() < 20:
         return 0.0
     s = float(np.median(sigma[mask]))
     if s > 2.0:  # the re-blur ratio saturates for wide edges: measure again with a wider re-blur
-        sigma, mask = _edge_ratio_sigma(gray, sigma0=2.5)
+        sigma, mask = edge_ratio_sigma(gray, sigma0=2.5)
         if mask.sum() >= 20:
             s = float(np.median(sigma[mask]))
     return float(np.clip(s, 0.0, 50.0))
 
 
-def directional_blur(gray: np.ndarray, bins: int = 4):
+def directional_blur(gray: np.ndarray, bins: int = 4, *, measured=None):
     """Median edge blur (px) for edges of ``bins`` gradient orientations, and the edge-blur quartiles.
 
     Motion and shake blur widen edges across their direction only; defocus and gaussian blur widen all.
     Returns (per-orientation medians (bins,), (q25, q50, q75)); NaN where a bin has too few edges.
+    ``measured``: (sigma, mask, theta) of an earlier measurement with orientation, to reuse.
     """
-    sigma, mask, theta = _edge_ratio_sigma(gray, return_orientation=True)
+    sigma, mask, theta = measured if measured is not None else edge_ratio_sigma(gray, return_orientation=True)
     if mask.sum() < 20:
         return np.full(bins, np.nan), (np.nan, np.nan, np.nan)
     s = sigma[mask]
@@ -248,7 +252,7 @@ def blur_map(gray: np.ndarray, *, smooth: float | None = None) -> np.ndarray:
     if max(h, w) > 1024:  # the map is smooth: compute it at <= 1024 px and scale back
         scale = 1024 / max(h, w)
         small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    sigma, mask = _edge_ratio_sigma(small)
+    sigma, mask = edge_ratio_sigma(small)
     sigma = np.where(mask, np.clip(sigma, 0, 20 * scale), 0).astype(np.float32) / scale
     wgt = mask.astype(np.float32)
     s = smooth or max(4.0, min(small.shape) / 24)

@@ -82,11 +82,11 @@ def subject_mask(blur_map: np.ndarray, *, gray: np.ndarray | None = None, faces=
     if s < 1.0:
         v = cv2.resize(v, (max(1, round(W * s)), max(1, round(H * s))), interpolation=cv2.INTER_AREA)
     if gray is not None:
-        from .estimate import _edge_ratio_sigma
+        from .estimate import edge_ratio_sigma
         g = np.asarray(gray, np.float32)
         if g.shape != v.shape:
             g = cv2.resize(g, (v.shape[1], v.shape[0]), interpolation=cv2.INTER_AREA)
-        _, edges = _edge_ratio_sigma(g)
+        _, edges = edge_ratio_sigma(g)
         width = max(3.0, min(v.shape) / 24)
         support = np.clip(cv2.GaussianBlur(edges.astype(np.float32), (0, 0), width) / 0.01, 0.0, 1.0)
         if edges.sum() >= 20 and float(support.min()) < 0.5:
