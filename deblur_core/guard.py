@@ -23,7 +23,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .color import LUMA
+from .color import luminance
 
 __all__ = ["halo_overshoot", "noise_gain", "guard", "GuardRegions", "MAX_HALO", "MAX_NOISE_GAIN", "VISIBLE_NOISE", "DECONV_LIMITS"]
 
@@ -43,7 +43,7 @@ def _luma(img: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
         return img
     if img.shape[2] >= 3:
-        return np.tensordot(img[..., :3], LUMA, axes=([2], [0])).astype(np.float32)
+        return luminance(img[..., :3])
     return img[..., 0]
 
 

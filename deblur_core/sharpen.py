@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .color import LUMA, validate_image
+from .color import luminance, validate_image
 
 __all__ = ["unsharp_mask", "smart_sharpen", "limit_overshoot", "apply_luma"]
 
@@ -21,10 +21,6 @@ def limit_overshoot(result: np.ndarray, reference: np.ndarray, radius: int, *, t
     lo = cv2.erode(reference, k) - tolerance
     hi = cv2.dilate(reference, k) + tolerance
     return np.clip(result, lo, hi)
-
-
-def _luma(color: np.ndarray) -> np.ndarray:
-    return color if color.ndim == 2 else np.tensordot(color, LUMA, axes=([2], [0])).astype(np.float32)
 
 
 def apply_luma(color: np.ndarray, new_luma: np.ndarray, old_luma: np.ndarray) -> np.ndarray:
@@ -59,7 +55,7 @@ def unsharp_mask(image: np.ndarray, radius: float = 1.0, amount: float = 0.8, th
     image = validate_image(image)
     if radius <= 0:
         raise ValueError("radius must be > 0")
-    y = _luma(image)
+    y = luminance(image)
     base = cv2.GaussianBlur(y, (0, 0), float(radius))
     detail = y - base
     if threshold > 0:
@@ -88,7 +84,7 @@ def smart_sharpen(image: np.ndarray, sigma: float | None = None, amount: float =
     if psf.shape[0] > min(image.shape[:2]):
         return image.copy()
     restored = deconvolve(image, psf, method="hyper-laplacian")
-    y0, y1 = _luma(image), _luma(restored)
+    y0, y1 = luminance(image), luminance(restored)
     y1 = limit_overshoot(y1, y0, max(1, int(round(2 * sigma))), tolerance=0.01)
     y = y0 + float(amount) * (y1 - y0)
     if mask is not None:

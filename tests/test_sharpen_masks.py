@@ -67,3 +67,10 @@ def test_flat_area_guard_lower_on_flat():
     g[:, 32:] = (np.indices((64, 32))[0] % 8 < 4) * 0.6 + 0.2
     m = masks.flat_area_guard(g, 0.01)
     assert m[:, 4:28].mean() < 0.5 < m[:, 36:60].mean()
+
+
+def test_smart_sharpen_estimates_its_own_sigma(photo):
+    from helpers import blur_linear, psnr
+    soft = blur_linear(photo, gaussian_kernel(1.2), noise=0.003)
+    out = sharpen.smart_sharpen(soft)          # sigma measured from the photo's edges
+    assert psnr(out, photo) > psnr(soft, photo) + 0.5
