@@ -4,17 +4,21 @@ Protocol (one request per process; cancel = the plug-in kills the process):
 
 request, on stdin:
     one JSON line  {"op": "deblur" | "analyze" | "ping", "width": W, "height": H, "channels": C,
-                    "options": {...}}
-    then W*H*C little-endian float32 values (row-major, channels last), sRGB-encoded in [0, 1]
-    (the bytes of a GIMP "R'G'B'A float" / "R'G'B' float" / "Y'A float" / "Y' float" buffer).
+                    "dtype": "f32" | "u16" | "u8", "options": {...}}
+    then W*H*C little-endian values of that type (row-major, channels last; default "f32"),
+    sRGB-encoded, [0, 1] for f32 or the full integer range (the bytes of a GIMP "R'G'B'A float" /
+    "R'G'B' u16" / "Y'A u8" ... buffer). 8- and 16-bit layers travel as integers: 4x / 2x fewer bytes
+    than float, and GIMP reads and writes them without a conversion.
     "ping" sends no pixels (W = H = C = 0); it only imports the engine.
 
 answer, on stdout:
     any number of  {"progress": f, "message": s}  lines, then exactly one of
-    {"ok": true, "report": {...}, "outputs": [{"name": "image", "shape": [H, W, C]},
-                                              {"name": "mask", "shape": [H, W]},
+    {"ok": true, "report": {...}, "outputs": [{"name": "image", "shape": [H, W, C], "dtype": D},
+                                              {"name": "mask", "shape": [H, W], "dtype": M},
                                               {"name": "layer0", ...}, {"name": "layer0-mask", ...}, ...]}
-        followed by the raw little-endian float32 bytes of each output, in order;
+        followed by the raw little-endian bytes of each output, in order. Images come back in the
+        request's dtype (rounded), masks as "u16" for integer requests (linear coverage 0-65535, finer
+        than an 8-bit mask needs) and "f32" otherwise; a missing "dtype" means "f32";
     {"ok": false, "error": "one clear sentence"}
 
 deblur options: mode ("auto", "motion", "focus", "shake", "sharpen", "old-photo"), strength (0-100),
@@ -37,7 +41,7 @@ import sys
 import threading
 import traceback
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_PIXELS = 400_000_000  # sanity bound on W*H*C (1.6 GB of float32)
 
 # Mode options the engine knows; 0 / None from the plug-in means "auto" and is not passed on.
@@ -45,6 +49,8 @@ _NUMERIC_OPTIONS = ("length", "angle", "radius", "kernel_size", "sharpen_radius"
 _ZERO_IS_AUTO = ("length", "radius", "kernel_size", "sharpen_radius", "amount")
 _MODES = ("auto", "motion", "focus", "shake", "sharpen", "old-photo")
 _MASKS = ("auto", "full", "none", "faces", "subject")
+# wire types: numpy dtype and the integer full scale (None = float in [0, 1])
+DTYPES = {"f32": ("<f4", None), "u16": ("<u2", 65535.0), "u8": ("u1", 255.0)}
 
 
 class ProtocolError(Exception):
@@ -147,6 +153,10 @@ def _parse_header(stream):
         if w * h * c > MAX_PIXELS:
             raise ProtocolError(f"the image ({w}x{h}x{c}) is larger than this worker accepts")
         req["width"], req["height"], req["channels"] = w, h, c
+        dtype = req.get("dtype") or "f32"
+        if dtype not in DTYPES:
+            raise ProtocolError(f"unknown pixel type {dtype!r}; use one of {', '.join(DTYPES)}")
+        req["dtype"] = dtype
     opts = req.get("options") or {}
     if not isinstance(opts, dict):
         raise ProtocolError("options must be a JSON object")
@@ -187,12 +197,38 @@ def _deblur_kwargs(opts):
     return mode, strength, mask, kernel, extra
 
 
-def _as_engine_image(flat, h, w, c):
+def _itemsize(dtype):
     import numpy as np
-    img = flat.view("<f4").astype(np.float32, copy=False).reshape(h, w, c)
-    img = np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
-    np.clip(img, 0.0, 1.0, out=img)
+    return np.dtype(DTYPES[dtype][0]).itemsize
+
+
+def _as_engine_image(flat, h, w, c, dtype="f32"):
+    """Wire bytes -> the engine's float32 image in [0, 1] ((H, W) for one channel)."""
+    import numpy as np
+    wire, scale = DTYPES[dtype]
+    raw = flat.view(wire).reshape(h, w, c)
+    if scale is None:
+        img = np.nan_to_num(raw.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+        np.clip(img, 0.0, 1.0, out=img)
+    else:
+        img = raw.astype(np.float32)
+        img *= np.float32(1.0 / scale)
     return img[:, :, 0] if c == 1 else img
+
+
+def _to_wire(arr, dtype):
+    """float32 in [0, 1] (already clean) -> contiguous little-endian array of the wire type."""
+    import numpy as np
+    wire, scale = DTYPES[dtype]
+    if scale is None:
+        return np.ascontiguousarray(arr, dtype=wire)
+    out = np.multiply(arr, np.float32(scale), dtype=np.float32)
+    out += np.float32(0.5)  # round half up; values are >= 0
+    return np.ascontiguousarray(out.astype(wire))
+
+
+def _mask_dtype(dtype):
+    return "f32" if dtype == "f32" else "u16"
 
 
 def _finish_image(out, src):
@@ -291,13 +327,37 @@ def _kernel_view(kernel):
     return np.ascontiguousarray(np.kron(k, np.ones((scale, scale), np.float32)), dtype="<f4")
 
 
-def serve(stdin, chan):
+class _EngineImport:
+    """Imports the engine in a thread from the moment the process starts, so the (slow) numpy /
+    scipy / OpenCV / onnxruntime imports overlap with GIMP reading the layer and sending it."""
+
+    def __init__(self):
+        self.box = {}
+        self.thread = threading.Thread(target=self._run, daemon=True, name="engine-import")
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.box["engine"] = _engine()
+            importlib.import_module("numpy")
+        except BaseException as exc:  # noqa: BLE001 - re-raised in get()
+            self.box["error"] = exc
+
+    def get(self):
+        self.thread.join()
+        if "error" in self.box:
+            raise self.box["error"]
+        return self.box["engine"]
+
+
+def serve(stdin, chan, engine_import=None):
+    engine_import = engine_import or _EngineImport()
     req = _parse_header(stdin)
     op = req["op"]
     opts = req["options"]
 
     if op == "ping":
-        eng = _engine()
+        eng = engine_import.get()
         import numpy as np
         chan.line({"ok": True, "outputs": [],
                    "report": {"protocol": PROTOCOL_VERSION, "python": sys.version.split()[0],
@@ -305,23 +365,11 @@ def serve(stdin, chan):
                               "engine_version": getattr(eng, "__version__", None)}})
         return 0
 
-    h, w, c = req["height"], req["width"], req["channels"]
-    # Read the pixels while the (slow) engine import runs.
-    box = {}
-
-    def reader():
-        try:
-            box["data"] = _read_exact(stdin, h * w * c * 4)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            box["error"] = exc
-
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
-    eng = _engine()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    image = _as_engine_image(box.pop("data"), h, w, c)
+    h, w, c, dtype = req["height"], req["width"], req["channels"], req["dtype"]
+    data = _read_exact(stdin, h * w * c * _itemsize(dtype))  # while the engine import runs
+    eng = engine_import.get()
+    image = _as_engine_image(data, h, w, c, dtype)
+    del data
 
     def progress(fraction, message=""):
         try:
@@ -346,7 +394,8 @@ def serve(stdin, chan):
         if view is None:
             chan.line({"ok": True, "report": report, "outputs": []})
         else:
-            chan.line({"ok": True, "report": report, "outputs": [{"name": "kernel", "shape": list(view.shape)}]})
+            chan.line({"ok": True, "report": report,
+                       "outputs": [{"name": "kernel", "shape": list(view.shape), "dtype": "f32"}]})
             chan.raw(view)
         return 0
 
@@ -365,20 +414,21 @@ def serve(stdin, chan):
     if blend in ("mask", "original"):
         src = image if image.ndim == 3 else image[:, :, None]
         weight = m[:, :, None] if blend == "mask" else np.zeros((h, w, 1), np.float32)
-        out = np.ascontiguousarray(src + (out - src) * weight, dtype="<f4")
+        out = np.clip(src + (out - src) * weight, 0.0, 1.0).astype(np.float32)
     report = dict(getattr(res, "report", None) or {})
     report.setdefault("title", f"AI Deblur: {mode}, {strength:g}%")
-    buffers = [("image", out), ("mask", m)]
+    mdtype = _mask_dtype(dtype)
+    buffers = [("image", _to_wire(out, dtype), dtype), ("mask", _to_wire(m, mdtype), mdtype)]
     # The layers a retoucher would build (old photo: background + subjects; subject mask: background
     # smoothing + the correction), bottom to top; their names are report["layers"].
     layers = [] if blend in ("mask", "original") else list(getattr(res, "layers", None) or [])
     report["layers"] = [str(layer["name"]) for layer in layers]
     for i, layer in enumerate(layers):
-        buffers.append((f"layer{i}", _finish_image(layer["image"], image)))
-        buffers.append((f"layer{i}-mask", _finish_mask(layer["mask"], h, w)))
+        buffers.append((f"layer{i}", _to_wire(_finish_image(layer["image"], image), dtype), dtype))
+        buffers.append((f"layer{i}-mask", _to_wire(_finish_mask(layer["mask"], h, w), mdtype), mdtype))
     chan.line({"ok": True, "report": report,
-               "outputs": [{"name": name, "shape": list(buf.shape)} for name, buf in buffers]})
-    for _name, buf in buffers:
+               "outputs": [{"name": name, "shape": list(buf.shape), "dtype": dt} for name, buf, dt in buffers]})
+    for _name, buf, _dt in buffers:
         chan.raw(buf)
     return 0
 
@@ -406,10 +456,11 @@ def main():
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     chan = Channel(proto)
+    engine_import = _EngineImport()
     _watch_parent()
     stdin = sys.stdin.buffer
     try:
-        rc = serve(stdin, chan)
+        rc = serve(stdin, chan, engine_import)
     except BrokenPipeError:
         return 2  # the plug-in went away (cancel)
     except KeyboardInterrupt:

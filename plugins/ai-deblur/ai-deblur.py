@@ -88,6 +88,20 @@ def _float_format(drawable):
     raise PlugInError(_("Indexed layers cannot be deblurred: convert the image with Image > Mode > RGB first."))
 
 
+# 8- and 16-bit sRGB-encoded layers travel to the engine as integers (a quarter / half of the float
+# bytes, and GIMP copies them without a conversion); linear and float images travel as float so
+# nothing is lost.
+_INTEGER_WIRE = {Gimp.Precision.U8_NON_LINEAR: (" u8", "u8"), Gimp.Precision.U16_NON_LINEAR: (" u16", "u16")}
+_MASK_FORMAT = {"f32": "Y float", "u16": "Y u16", "u8": "Y u8"}  # masks are coverage: linear
+
+
+def _pixel_format(image, drawable):
+    """(Babl format, channels, wire type) for sending the drawable to the engine and writing back."""
+    fmt, channels = _float_format(drawable)
+    suffix, dtype = _INTEGER_WIRE.get(image.get_precision(), (" float", "f32"))
+    return fmt.replace(" float", suffix), channels, dtype
+
+
 def _layer_type(image, has_alpha):
     if image.get_base_type() == Gimp.ImageBaseType.GRAY:
         return Gimp.ImageType.GRAYA_IMAGE if has_alpha else Gimp.ImageType.GRAY_IMAGE
@@ -107,15 +121,15 @@ def _check_input(image, drawables):
     return drawable
 
 
-def _read_region(drawable):
-    """Pixels of the selection's bounds on the drawable: (x, y, w, h, format, channels, bytes)."""
+def _read_region(image, drawable):
+    """Pixels of the selection's bounds on the drawable: (x, y, w, h, format, channels, wire type, bytes)."""
     nonempty, x, y, w, h = drawable.mask_intersect()
     if not nonempty or w <= 0 or h <= 0:
         raise PlugInError(_("The selection does not touch the active layer: nothing to deblur."))
-    fmt, channels = _float_format(drawable)
+    fmt, channels, dtype = _pixel_format(image, drawable)
     buf = drawable.get_buffer()
     data = buf.get(Gegl.Rectangle.new(x, y, w, h), 1.0, fmt, Gegl.AbyssPolicy.CLAMP)
-    return x, y, w, h, fmt, channels, bytes(data)
+    return x, y, w, h, fmt, channels, dtype, data
 
 
 def _progress(base=0.0, span=1.0):
@@ -171,7 +185,7 @@ def _write_layer_pixels(layer, fmt, w, h, data):
     layer.update(0, 0, w, h)
 
 
-def _add_mask(image, layer, choice, w, h, mask_bytes):
+def _add_mask(image, layer, choice, w, h, mask_bytes, mask_dtype="f32"):
     if choice == "hidden":
         mask = layer.create_mask(Gimp.AddMaskType.BLACK)
         layer.add_mask(mask)
@@ -185,10 +199,11 @@ def _add_mask(image, layer, choice, w, h, mask_bytes):
     else:
         mask = layer.create_mask(Gimp.AddMaskType.WHITE)
         layer.add_mask(mask)
-        if mask_bytes is not None and len(mask_bytes) == w * h * 4:
+        if mask_bytes is not None and mask_dtype in _MASK_FORMAT \
+                and len(mask_bytes) == w * h * client.ITEMSIZE[mask_dtype]:
             mbuf = mask.get_buffer()
-            # Masks are stored linear: "Y float" writes the engine's values as they are.
-            mbuf.set(Gegl.Rectangle.new(0, 0, w, h), "Y float", mask_bytes)
+            # Masks are coverage: a linear "Y" format writes the engine's values as they are.
+            mbuf.set(Gegl.Rectangle.new(0, 0, w, h), _MASK_FORMAT[mask_dtype], mask_bytes)
             mbuf.flush()
             mask.update(0, 0, w, h)
         _limit_to_selection(image, mask)
@@ -222,25 +237,30 @@ def _run_correction(procedure, mode, image, drawable, config):
     mask_choice = config.get_property("mask") or "auto"
     if mask_choice not in ENGINE_MASK:
         raise PlugInError(_("Unknown mask choice '%s'.") % mask_choice)
-    t0 = time.monotonic()
-    x, y, w, h, fmt, channels, data = _read_region(drawable)
-    t_read = time.monotonic() - t0
     options = {"mode": mode, "strength": strength, "mask": ENGINE_MASK[mask_choice]}
     options.update(_mode_options(mode, config))
-
     Gimp.progress_init(_("AI Deblur: %s") % mode)
     Gimp.progress_update(0.02)
-    t0 = time.monotonic()
+    worker = client.Worker()
     try:
-        report, outputs = client.run("deblur", w, h, channels, data, options, progress=_progress(0.05, 0.85))
+        worker.start()  # the engine imports while GIMP reads the layer
+        t0 = time.monotonic()
+        x, y, w, h, fmt, channels, dtype, data = _read_region(image, drawable)
+        t_read = time.monotonic() - t0
+        t0 = time.monotonic()
+        report, outputs = worker.request("deblur", w, h, channels, data, options,
+                                         progress=_progress(0.05, 0.85), dtype=dtype)
     except client.WorkerError as exc:
         raise PlugInError(str(exc)) from None
+    finally:
+        worker.close()
     t_worker = time.monotonic() - t0
     del data
-    img_shape, img_bytes = outputs.get("image", (None, None))
-    if img_bytes is None or list(img_shape) != [h, w, channels]:
-        raise PlugInError(_("The AI Deblur engine returned an image of the wrong size (%s).") % (img_shape,))
-    mask_bytes = outputs.get("mask", (None, None))[1]
+    img_shape, img_bytes, img_dtype = outputs.get("image", (None, None, None))
+    if img_bytes is None or list(img_shape) != [h, w, channels] or img_dtype != dtype:
+        raise PlugInError(_("The AI Deblur engine returned an image of the wrong size or type (%s %s).")
+                          % (img_shape, img_dtype))
+    _mshape, mask_bytes, mask_dtype = outputs.get("mask", (None, None, None))
 
     Gimp.progress_set_text(_("Writing the new layer"))
     Gimp.progress_update(0.92)
@@ -257,10 +277,11 @@ def _run_correction(procedure, mode, image, drawable, config):
         # One layer with the chosen mask, or the engine's layer stack (bottom to top, each with its
         # own mask): each insert at the source's position lands just above the previous one.
         names = report.get("layers") or []
-        stack = [(n, outputs.get("layer%d" % i, (None, None))[1], outputs.get("layer%d-mask" % i, (None, None))[1],
-                  "auto") for i, n in enumerate(names)] or [(title, img_bytes, mask_bytes, mask_choice)]
-        for name, pixels, mbytes, choice in stack:
-            if pixels is None or len(pixels) != w * h * channels * 4:
+        none = (None, None, None)
+        stack = [(n, outputs.get("layer%d" % i, none)[1], outputs.get("layer%d-mask" % i, none)[1:], "auto")
+                 for i, n in enumerate(names)] or [(title, img_bytes, (mask_bytes, mask_dtype), mask_choice)]
+        for name, pixels, (mbytes, mdtype), choice in stack:
+            if pixels is None or len(pixels) != w * h * channels * client.ITEMSIZE[dtype]:
                 raise PlugInError(_("The AI Deblur engine returned no pixels for the layer '%s'.") % name)
             layer = Gimp.Layer.new(image, name, w, h, _layer_type(image, drawable.has_alpha()),
                                    100.0, Gimp.LayerMode.NORMAL)
@@ -271,7 +292,7 @@ def _run_correction(procedure, mode, image, drawable, config):
             created.append(layer)
             layer.set_offsets(ox + x, oy + y)
             _write_layer_pixels(layer, fmt, w, h, pixels)
-            _add_mask(image, layer, choice, w, h, mbytes)
+            _add_mask(image, layer, choice, w, h, mbytes, mdtype)
             layer.set_visible(True)
     except Exception as exc:
         for done in created:
@@ -334,8 +355,8 @@ def _kernel_layer(image, drawable, report, view):
     source."""
     if view is None or view[1] is None:
         return None  # nothing estimated (e.g. a sharp photo): the report says so
-    shape, data = view
-    if len(shape) != 2 or len(data) != shape[0] * shape[1] * 4:
+    shape, data, kind = view
+    if len(shape) != 2 or kind != "f32" or len(data) != shape[0] * shape[1] * 4:
         raise PlugInError(_("The analysis returned a malformed kernel."))
     h, w = shape
     name = "AI Deblur: kernel (%s)" % (report.get("blur_type") or report.get("type") or "estimated")
@@ -357,14 +378,18 @@ def _kernel_layer(image, drawable, report, view):
 
 
 def _run_analyze(procedure, run_mode, image, drawable, config):
-    x, y, w, h, fmt, channels, data = _read_region(drawable)
     Gimp.progress_init(_("AI Deblur: analyzing blur"))
+    worker = client.Worker()
     try:
-        report, outputs = client.run("analyze", w, h, channels, data,
-                                      {"want_kernel": bool(config.get_property("show-kernel"))},
-                                      progress=_progress(0.05, 0.9))
+        worker.start()  # the engine imports while GIMP reads the layer
+        x, y, w, h, fmt, channels, dtype, data = _read_region(image, drawable)
+        report, outputs = worker.request("analyze", w, h, channels, data,
+                                         {"want_kernel": bool(config.get_property("show-kernel"))},
+                                         progress=_progress(0.05, 0.9), dtype=dtype)
     except client.WorkerError as exc:
         raise PlugInError(str(exc)) from None
+    finally:
+        worker.close()
     layer = None
     if config.get_property("show-kernel"):
         image.undo_group_start()

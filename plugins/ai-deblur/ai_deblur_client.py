@@ -17,6 +17,7 @@ import threading
 CONFIG_NAME = "ai-deblur.json"
 WORKER_MODULE = "deblur_core.worker"
 _CHUNK = 1 << 24
+ITEMSIZE = {"f32": 4, "u16": 2, "u8": 1}  # the worker's wire types (deblur_core/worker.py)
 
 
 class WorkerError(Exception):
@@ -158,16 +159,20 @@ class Worker:
 
     # -- request ---------------------------------------------------------------------------------
     def request(self, op, width=0, height=0, channels=0, pixels=b"", options=None,
-                progress=None, cancelled=None):
-        """Send one request; return (report, {name: (shape, bytes)}).
+                progress=None, cancelled=None, dtype="f32"):
+        """Send one request; return (report, {name: (shape, bytes, dtype)}).
 
-        progress(fraction, message) is called for each progress line; cancelled() -> True kills the
-        worker and raises Cancelled."""
+        pixels are width x height x channels values of dtype ("f32", "u16" or "u8"); images come back
+        in the same type. progress(fraction, message) is called for each progress line; cancelled() ->
+        True kills the worker and raises Cancelled. start() may be called earlier, so the worker
+        imports the engine while the caller reads the layer."""
+        if dtype not in ITEMSIZE:
+            raise WorkerError(f"Internal error: unknown pixel type {dtype!r}.")
         if self.proc is None:
             self.start()
         header = {"op": op, "width": int(width), "height": int(height), "channels": int(channels),
-                  "options": options or {}}
-        expect = int(width) * int(height) * int(channels) * 4
+                  "dtype": dtype, "options": options or {}}
+        expect = int(width) * int(height) * int(channels) * ITEMSIZE[dtype]
         if pixels is not None and op != "ping" and len(pixels) != expect:
             raise WorkerError(f"Internal error: {len(pixels)} pixel bytes for {width}x{height}x{channels}.")
 
@@ -215,10 +220,14 @@ class Worker:
                 outputs = {}
                 for out in msg.get("outputs") or []:
                     shape = [int(s) for s in out["shape"]]
-                    n = 4
+                    kind = out.get("dtype") or "f32"
+                    if kind not in ITEMSIZE:
+                        raise WorkerError(f"The AI Deblur engine sent pixels of an unknown type {kind!r}; "
+                                          "run install.py again.")
+                    n = ITEMSIZE[kind]
                     for s in shape:
                         n *= s
-                    outputs[out["name"]] = (shape, _read_exact(self.proc.stdout, n))
+                    outputs[out["name"]] = (shape, _read_exact(self.proc.stdout, n), kind)
                 t.join(timeout=5)
                 try:
                     self.proc.wait(timeout=30)
@@ -230,8 +239,8 @@ class Worker:
             self.close()
 
 
-def run(op, width, height, channels, pixels, options, progress=None, cancelled=None, config=None):
-    return Worker(config).request(op, width, height, channels, pixels, options, progress, cancelled)
+def run(op, width, height, channels, pixels, options, progress=None, cancelled=None, config=None, dtype="f32"):
+    return Worker(config).request(op, width, height, channels, pixels, options, progress, cancelled, dtype)
 
 
 def ping(config=None):

@@ -1,7 +1,7 @@
 """Engine test doubles for the worker protocol tests (selected with AI_DEBLUR_ENGINE=engine_doubles).
 
 AI_DEBLUR_DOUBLE picks the behaviour: "ok" (default: a cheap sharpen, drops alpha to check the worker
-puts it back), "noisy" (prints to stdout from Python and C level), "raise", "nan", "slow".
+puts it back), "noisy" (prints to stdout from Python and C level), "raise", "nan", "slow", "identity" (returns its input).
 """
 import os
 import sys
@@ -41,7 +41,7 @@ def deblur(image, mode="auto", strength=50, kernel=None, *, mask="auto", progres
             progress(i / 3, f"step {i}")
             if b == "slow":
                 time.sleep(1.0)
-    out = np.clip(img * 1.1 - 0.05, 0, 1)
+    out = img if b == "identity" else np.clip(img * 1.1 - 0.05, 0, 1)
     if img.ndim == 3 and img.shape[2] in (2, 4):
         out = out[:, :, :-1]  # the worker must restore alpha
     if b == "nan":

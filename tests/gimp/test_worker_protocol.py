@@ -41,9 +41,11 @@ def call(header, pixels=b"", behaviour="ok", engine="engine_doubles", timeout=12
 
 def decode(final, rest):
     arrays, pos = {}, 0
+    wire = {"f32": "<f4", "u16": "<u2", "u8": "u1"}
     for o in final["outputs"]:
-        n = int(np.prod(o["shape"])) * 4
-        arrays[o["name"]] = np.frombuffer(rest[pos:pos + n], "<f4").reshape(o["shape"])
+        dt = np.dtype(wire[o.get("dtype", "f32")])
+        n = int(np.prod(o["shape"])) * dt.itemsize
+        arrays[o["name"]] = np.frombuffer(rest[pos:pos + n], dt).reshape(o["shape"])
         pos += n
     assert pos == len(rest), "extra bytes after the outputs"
     return arrays
@@ -69,6 +71,43 @@ def test_deblur_round_trip_keeps_alpha(channels):
     assert rep["mode"] == "motion" and rep["strength"] == 70
     assert rep["opts"] == {"length": 9.0}  # angle 0 = auto, not passed
     assert rep["np_value"] == 1.5
+
+
+@pytest.mark.parametrize("dtype,wire,scale", [("u8", "u1", 255), ("u16", "<u2", 65535)])
+def test_integer_pixels_travel_as_integers(dtype, wire, scale):
+    """8/16-bit layers are sent and answered as integers; alpha comes back bit-exact; the mask is u16."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, scale + 1, size=(13, 19, 4)).astype(wire)
+    lines, rest, p = call({"op": "deblur", "width": 19, "height": 13, "channels": 4, "dtype": dtype,
+                           "options": {"mode": "focus", "strength": 0}}, img.tobytes())
+    final = lines[-1]
+    assert final["ok"], final
+    kinds = {o["name"]: o["dtype"] for o in final["outputs"]}
+    assert kinds == {"image": dtype, "mask": "u16"}
+    out = decode(final, rest)
+    assert out["image"].dtype == np.dtype(wire)
+    np.testing.assert_array_equal(out["image"][..., 3], img[..., 3])
+    assert out["mask"].shape == (13, 19)
+
+
+def test_integer_round_trip_is_exact_for_identity():
+    """An engine that returns its input: u8 -> float -> u8 and u16 -> float -> u16 are lossless."""
+    img = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    lines, rest, p = call({"op": "deblur", "width": 16, "height": 16, "channels": 3, "dtype": "u8",
+                           "options": {"mode": "focus"}}, img.tobytes(), behaviour="identity")
+    assert lines[-1]["ok"], lines[-1]
+    np.testing.assert_array_equal(decode(lines[-1], rest)["image"], img)
+    img16 = (np.arange(4096, dtype=np.uint32) * 16 + 7).astype("<u2").reshape(64, 64, 1)
+    lines, rest, p = call({"op": "deblur", "width": 64, "height": 64, "channels": 1, "dtype": "u16",
+                           "options": {"mode": "focus"}}, img16.tobytes(), behaviour="identity")
+    assert lines[-1]["ok"], lines[-1]
+    np.testing.assert_array_equal(decode(lines[-1], rest)["image"], img16)
+
+
+def test_unknown_dtype_is_refused():
+    lines, rest, p = call({"op": "deblur", "width": 2, "height": 2, "channels": 3, "dtype": "f64",
+                           "options": {}}, b"\0" * 96)
+    assert lines[-1]["ok"] is False and "pixel type" in lines[-1]["error"]
 
 
 def test_stray_stdout_does_not_corrupt_the_stream():
@@ -134,7 +173,7 @@ def test_engine_exception_becomes_error_line():
 def test_ping_real_engine():
     lines, _, _ = call({"op": "ping"}, engine=None)
     assert lines[-1]["ok"], lines[-1]
-    assert lines[-1]["report"]["protocol"] == 1
+    assert lines[-1]["report"]["protocol"] == 2
 
 
 # -- the plug-in's client (what runs inside GIMP) -------------------------------------------------------
@@ -152,8 +191,8 @@ def test_client_round_trip(client_env):
     report, outputs = client.run("deblur", 11, 9, 4, img.astype("<f4").tobytes(), {"mode": "focus"},
                                  progress=lambda f, m: seen.append((f, m)), config=client_env)
     assert report["mode"] == "focus" and seen
-    shape, data = outputs["image"]
-    assert shape == [9, 11, 4] and len(data) == 9 * 11 * 4 * 4
+    shape, data, kind = outputs["image"]
+    assert shape == [9, 11, 4] and len(data) == 9 * 11 * 4 * 4 and kind == "f32"
     out = np.frombuffer(data, "<f4").reshape(shape)
     np.testing.assert_array_equal(out[..., 3], img[..., 3])
 
