@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -74,3 +75,41 @@ def test_smart_sharpen_estimates_its_own_sigma(photo):
     soft = blur_linear(photo, gaussian_kernel(1.2), noise=0.003)
     out = sharpen.smart_sharpen(soft)          # sigma measured from the photo's edges
     assert psnr(out, photo) > psnr(soft, photo) + 0.5
+
+
+def test_unsharp_noise_gate_leaves_grain_but_sharpens_edges():
+    from deblur_core.guard import noise_gain
+    rng = np.random.default_rng(3)
+    img = np.full((96, 96), 0.3, np.float32)
+    img[:, 48:] = 0.7
+    soft = convolve(img, gaussian_kernel(1.5))
+    noisy = np.clip(soft + rng.normal(0, 0.01, soft.shape), 0, 1).astype(np.float32)
+    gated = sharpen.unsharp_mask(noisy, 1.5, 2.0)                   # noise estimated from the image
+    classic = sharpen.unsharp_mask(noisy, 1.5, 2.0, noise_sigma=0)  # gate off
+    flat = (slice(8, 88), slice(4, 36))
+    gain = lambda out: np.std(out[flat] - cv2.GaussianBlur(out, (0, 0), 1.0)[flat]) / \
+        np.std(noisy[flat] - cv2.GaussianBlur(noisy, (0, 0), 1.0)[flat])  # noqa: E731
+    assert gain(gated) < 1.15 < 1.6 < gain(classic)                  # grain left (nearly) alone
+    assert noise_gain(gated, noisy) < 1.15
+    slope = lambda out: np.abs(np.diff(out[8:88], axis=1))[:, 44:52].max(axis=1).mean()  # noqa: E731
+    assert slope(gated) > 1.3 * slope(noisy)                         # the edge still gets steeper
+    assert slope(gated) > 0.9 * slope(classic)
+
+
+def test_smart_sharpen_does_not_amplify_flat_grain():
+    from deblur_core.guard import noise_gain
+    rng = np.random.default_rng(4)
+    img = np.full((96, 96, 3), 0.45, np.float32)
+    img[:, 48:] = 0.6
+    noisy = np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1).astype(np.float32)
+    assert noise_gain(sharpen.smart_sharpen(noisy, sigma=1.2), noisy) < 1.0   # its prior smooths grain
+
+
+def test_noise_gate_and_detail_noise_std():
+    assert abs(sharpen.detail_noise_std(1.5, 1.0) - np.sqrt(1 - 3 / (4 * np.pi * 1.5 ** 2))) < 1e-3
+    d = np.zeros((32, 32), np.float32)
+    d[:, 16] = 1.0
+    w = sharpen.noise_gate(d, 0.01, 1.5)
+    assert w.dtype == np.float32 and w.min() >= 0 and w.max() <= 1
+    assert w[:, 16].min() == 1.0 and w[:, 2].max() == 0.0
+    assert sharpen.noise_gate(d, 0.0, 1.5).min() == 1.0
