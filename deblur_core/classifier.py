@@ -64,8 +64,9 @@ def features(image: np.ndarray, *, max_side: int = 2048) -> dict:
     cep, _ = est.power_cepstrum(y)
     m_len, m_ang, m_score = est.estimate_motion(y, max_length=min(120.0, min(y.shape) / 4), cep=cep)
     d_rad, d_score = est.estimate_defocus(y, max_radius=min(40.0, min(y.shape) / 8), cep=cep)
-    measured = est.edge_ratio_sigma(y, return_orientation=True)  # shared by the two edge measures
-    edge = est.edge_blur_sigma(y, measured=measured[:2])
+    cand = est.edge_candidates(y)  # gradients and edge pixels: shared by every re-blur measurement
+    measured = est.edge_ratio_sigma(y, return_orientation=True, candidates=cand)  # and by the two edge measures
+    edge = est.edge_blur_sigma(y, measured=measured[:2], candidates=cand)
     dirs, (q25, q50, q75) = est.directional_blur(y, measured=measured)
     dirs = dirs[np.isfinite(dirs)]
     anis = float(np.log((dirs.max() + 0.2) / (dirs.min() + 0.2))) if dirs.size >= 2 else 0.0

@@ -6,6 +6,7 @@ light, so the maths converts with :func:`srgb_to_linear` / :func:`linear_to_srgb
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 __all__ = [
@@ -83,7 +84,15 @@ def merge_alpha(color: np.ndarray, alpha, like: np.ndarray) -> np.ndarray:
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
     """sRGB-encoded [0, 1] to linear light (float32). Values outside [0, 1] are clipped first."""
     x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    if x.size == 0:
+        return x
+    # OpenCV's vectorised power is ~3x faster than numpy's float32 one (it dominates the analysis of
+    # big photos) and agrees to ~1e-6 relative; on the flat view, so any shape or channel count works.
+    t = x.reshape(-1) + np.float32(0.055)
+    t *= np.float32(1 / 1.055)
+    out = cv2.pow(t, 2.4).reshape(x.shape)
+    np.multiply(x, np.float32(1 / 12.92), out=out, where=x <= np.float32(0.04045))
+    return out
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:

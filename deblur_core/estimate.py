@@ -19,7 +19,7 @@ from scipy import ndimage
 from .color import luminance, srgb_to_linear
 
 __all__ = ["power_cepstrum", "estimate_motion", "estimate_defocus", "edge_blur_sigma", "edge_ratio_sigma", "blur_map", "directional_blur",
-           "working_luma"]
+           "working_luma", "edge_candidates"]
 
 # Calibrated on synthetic blur with this package's kernels (bench/bench_engine.py, train split):
 # the cepstral peak sits at the motion length; the defocus ring at about 1.91 times the radius.
@@ -61,14 +61,21 @@ def power_cepstrum(gray: np.ndarray, tile: int = 256, max_tiles: int = 48):
     if len(coords) > max_tiles:  # spread the tiles that are used over the whole image
         idx = np.linspace(0, len(coords) - 1, max_tiles).round().astype(int)
         coords = [coords[i] for i in idx]
-    acc = np.zeros((tile, tile))
-    for y, x in coords:
-        t = gray[y:y + tile, x:x + tile].astype(np.float64)
-        t = t - t.mean()
-        acc += np.abs(np.fft.fft2(t * win)) ** 2
+    acc = np.zeros((tile, tile // 2 + 1))
+    # Real tiles: half spectra (rfft2) carry it all, in batches (one FFT call per batch, not per tile).
+    for i in range(0, len(coords), 16):
+        t = np.stack([gray[y:y + tile, x:x + tile] for y, x in coords[i:i + 16]]).astype(np.float64)
+        t -= t.mean(axis=(1, 2), keepdims=True)
+        f = np.fft.rfft2(t * win)
+        acc += (f.real ** 2 + f.imag ** 2).sum(axis=0)
     acc /= len(coords)
-    logp = np.log(acc + 1e-3 * acc.mean() + 1e-12)
-    cep = np.real(np.fft.ifft2(logp))
+    # The mean over the full spectrum: the half spectrum's inner columns stand for two columns each.
+    cols = np.full(acc.shape[1], 2.0)
+    cols[0] = cols[-1] = 1.0
+    mean = float((acc.sum(axis=0) * cols).sum()) / (tile * tile)
+    logp = np.log(acc + 1e-3 * mean + 1e-12)
+    # The log power spectrum of real tiles is real and even, so its inverse FFT is real: irfft2.
+    cep = np.fft.irfft2(logp, s=(tile, tile))
     return np.fft.fftshift(cep), tile
 
 
@@ -139,40 +146,67 @@ def _parabolic(a, b, c) -> float:
     return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
 
 
-def edge_ratio_sigma(gray: np.ndarray, sigma0: float = 1.0, return_orientation: bool = False):
-    """Per-pixel gaussian-equivalent blur at edges and the edge mask (Zhuo & Sim 2011)."""
+def edge_candidates(gray: np.ndarray):
+    """The part of :func:`edge_ratio_sigma` that does not depend on the re-blur: the image's gradients
+    and its candidate edge pixels (local maxima of the gradient magnitude among the strongest ones).
+
+    Returns (gx, gy, magnitude, candidates (H, W) bool); pass it on as ``candidates=`` to measure with
+    several re-blurs at the cost of one.
+    """
     g = gray.astype(np.float32)
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
     m1 = np.sqrt(gx * gx + gy * gy)
-    b = cv2.GaussianBlur(g, (0, 0), sigma0)
-    bx = cv2.Sobel(b, cv2.CV_32F, 1, 0, ksize=3)
-    by = cv2.Sobel(b, cv2.CV_32F, 0, 1, ksize=3)
-    m2 = np.sqrt(bx * bx + by * by) + 1e-6
-    ratio = m1 / m2
-    # Edges: local maxima of the gradient magnitude among the strongest ones.
     u8 = np.clip(255 * g / max(float(g.max()), 1e-6), 0, 255).astype(np.uint8)
     edges = cv2.Canny(u8, 40, 100, L2gradient=True) > 0
     strong = m1 > max(np.quantile(m1, 0.9), 0.02)
-    mask = edges & strong & (ratio > 1.01)
+    return gx, gy, m1, edges & strong
+
+
+def edge_ratio_sigma(gray: np.ndarray, sigma0: float = 1.0, return_orientation: bool = False, *,
+                     candidates=None):
+    """Per-pixel gaussian-equivalent blur at edges and the edge mask (Zhuo & Sim 2011).
+
+    ``candidates``: :func:`edge_candidates` of ``gray``, to reuse. With ``return_orientation`` also the
+    gradient orientation (radians), at the edge pixels only (0 elsewhere).
+    """
+    g = gray.astype(np.float32)
+    gx, gy, m1, cand = candidates if candidates is not None else edge_candidates(g)
+    b = cv2.GaussianBlur(g, (0, 0), sigma0)
+    bx = cv2.Sobel(b, cv2.CV_32F, 1, 0, ksize=3)
+    by = cv2.Sobel(b, cv2.CV_32F, 0, 1, ksize=3)
+    # The ratio only matters at the candidate edge pixels (a few percent of the image).
+    idx = np.flatnonzero(cand)
+    bxi, byi = bx.ravel()[idx], by.ravel()[idx]
+    ratio = m1.ravel()[idx] / (np.sqrt(bxi * bxi + byi * byi) + 1e-6)
+    keep = ratio > 1.01
+    idx = idx[keep]
+    mask = np.zeros(g.shape, bool)
+    mask.ravel()[idx] = True
     sigma = np.full(g.shape, np.nan, np.float32)
-    sigma[mask] = sigma0 / np.sqrt(ratio[mask] ** 2 - 1)
+    sigma.ravel()[idx] = sigma0 / np.sqrt(ratio[keep] ** 2 - 1)
     if return_orientation:
-        return sigma, mask, np.arctan2(gy, gx)
+        theta = np.zeros(g.shape, np.float32)
+        theta.ravel()[idx] = np.arctan2(gy.ravel()[idx], gx.ravel()[idx])
+        return sigma, mask, theta
     return sigma, mask
 
 
-def edge_blur_sigma(gray: np.ndarray, *, measured=None) -> float:
+def edge_blur_sigma(gray: np.ndarray, *, measured=None, candidates=None) -> float:
     """Gaussian-equivalent blur (px) at the image's edges (median over strong edges); 0 when no edges.
 
-    ``measured``: the (sigma, mask) of an earlier default re-blur measurement of ``gray``, to reuse.
+    ``measured``: the (sigma, mask) of an earlier default re-blur measurement of ``gray``, to reuse;
+    ``candidates``: its :func:`edge_candidates`, to reuse for the wide re-blur.
     """
-    sigma, mask = measured if measured is not None else edge_ratio_sigma(gray)
+    if measured is None:
+        candidates = candidates if candidates is not None else edge_candidates(gray)
+        measured = edge_ratio_sigma(gray, candidates=candidates)
+    sigma, mask = measured
     if mask.sum() < 20:
         return 0.0
     s = float(np.median(sigma[mask]))
     if s > 2.0:  # the re-blur ratio saturates for wide edges: measure again with a wider re-blur
-        sigma, mask = edge_ratio_sigma(gray, sigma0=2.5)
+        sigma, mask = edge_ratio_sigma(gray, sigma0=2.5, candidates=candidates)
         if mask.sum() >= 20:
             s = float(np.median(sigma[mask]))
     return float(np.clip(s, 0.0, 50.0))
@@ -208,12 +242,13 @@ def gradient_autocorrelation(gray: np.ndarray, radius: int = 40) -> np.ndarray:
         g = g[y0:y0 + n, x0:x0 + n]
     h, w = g.shape
     win = np.outer(np.hanning(h), np.hanning(w))
-    acc = 0
+    power = 0
     for d in (np.diff(g, axis=1)[:-1, :], np.diff(g, axis=0)[:, :-1]):
         d = (d - d.mean()) * win[:d.shape[0], :d.shape[1]]
         F = np.fft.rfft2(d, s=(2 * h, 2 * w))
-        acc = acc + np.fft.irfft2(np.abs(F) ** 2, s=(2 * h, 2 * w))
-    ac = np.fft.fftshift(acc)
+        power = power + (F.real ** 2 + F.imag ** 2)
+    # The inverse FFT is linear: one for the sum of both derivatives' power spectra.
+    ac = np.fft.fftshift(np.fft.irfft2(power, s=(2 * h, 2 * w)))
     c0, c1 = ac.shape[0] // 2, ac.shape[1] // 2
     r = int(min(radius, h // 4, w // 4))
     ac = ac[c0 - r:c0 + r + 1, c1 - r:c1 + r + 1]
