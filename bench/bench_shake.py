@@ -102,11 +102,11 @@ def mse_aligned(result, ref, border: int, max_shift: int, subpixel: bool = False
     return best
 
 
-def load_photos(side: int):
+def load_photos(side: int, split: str = "heldout"):
     try:
         from photos import photo_paths
         from deblur_core.imageio import read_image
-        paths = [p for p in photo_paths("heldout") if not any(t in p.name for t in NOT_SHARP)]
+        paths = [p for p in photo_paths(split) if not any(t in p.name for t in NOT_SHARP)]
         out = []
         for p in paths:
             img, _ = read_image(str(p))
@@ -114,7 +114,7 @@ def load_photos(side: int):
                 img = img[..., :3]
             out.append((p.stem, img))
         if out:
-            return out, "tools/photos.py heldout"
+            return out, f"tools/photos.py {split}"
     except Exception as exc:  # noqa: BLE001 - fall back to the bundled images
         print(f"(tools/photos.py unavailable: {exc}; using scikit-image images)")
     from skimage import data
@@ -137,8 +137,8 @@ def crop(img, side, rng):
     return np.ascontiguousarray(img[y0:y0 + side, x0:x0 + side]).astype(np.float32)
 
 
-def make_cases(n: int, side: int, seed: int):
-    photos, source = load_photos(side)
+def make_cases(n: int, side: int, seed: int, split: str = "heldout"):
+    photos, source = load_photos(side, split)
     files = sorted(glob.glob(os.path.join(KERNEL_DIR, "*.png")))
     rng = np.random.default_rng(seed)
     cases = []
@@ -166,6 +166,8 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=512, help="photo crop side in px")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--auto-size", action="store_true", help="let the estimator find the kernel size")
+    ap.add_argument("--split", default="heldout", choices=("heldout", "train"),
+                    help="photos: the held-out split (report) or the train split (tuning)")
     args = ap.parse_args(argv)
 
     from deblur_core.blind import estimate_kernel
@@ -175,7 +177,7 @@ def main(argv=None) -> int:
     except ImportError:
         estimate_motion = None
 
-    cases, source = make_cases(args.cases, args.size, args.seed)
+    cases, source = make_cases(args.cases, args.size, args.seed, args.split)
     print(f"# Blind shake-kernel estimation: {len(cases)} cases, {args.size} px crops ({source}), "
           f"noise {NOISE}, kernel size {'auto' if args.auto_size else 'given'}\n")
     print("| # | photo | kernel | true px | est px | similarity | ratio | ratio, sub-px | linear-motion ratio | time s | s/MP |")
