@@ -15,7 +15,8 @@ import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gimp, GimpUi, Gegl, GLib, GObject  # noqa: E402
+gi.require_version("Gtk", "3.0")
+from gi.repository import Gimp, GimpUi, Gegl, GLib, GObject, Gtk  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import ai_deblur_client as client  # noqa: E402
@@ -413,9 +414,14 @@ def _run_analyze(procedure, run_mode, image, drawable, config):
 class PreviewController:
     """Live preview in the dialog: the visible region (plus a margin for the kernel) goes to a worker
     in a background thread; the result, blended with the layer mask it would get, is drawn in the
-    preview. Only the main thread calls GIMP; a new request kills the previous worker."""
+    preview. Only the main thread calls GIMP; a new request kills the previous worker.
+
+    Zoom (100-800 %) magnifies the middle of the visible area by pixel repetition (GEGL's scaled
+    read): the deblurring itself always runs on full-resolution pixels, so what the user inspects
+    (the eyes of a portrait) is exactly what the new layer will hold."""
 
     MARGIN = 48
+    ZOOMS = (1, 2, 4, 8)
 
     def __init__(self, config, drawable, mode):
         self.config = config
@@ -432,6 +438,32 @@ class PreviewController:
         self._notify = config.connect("notify", self._on_config_changed)
         self.timeout = None
         self.settled = False  # a result (or an error) has come back at least once
+        try:  # AI_DEBLUR_PREVIEW_ZOOM: the initial zoom factor (automated dialog tests)
+            zoom = int(os.environ.get("AI_DEBLUR_PREVIEW_ZOOM") or 1)
+        except ValueError:
+            zoom = 1
+        self.zoom = zoom if zoom in self.ZOOMS else 1
+        self.zoom_box = self._zoom_widget()
+
+    def _zoom_widget(self):
+        box = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+        label = Gtk.Label(label=_("Preview zoom:"))
+        combo = Gtk.ComboBoxText()
+        for z in self.ZOOMS:
+            combo.append(str(z), "%d %%" % (100 * z))
+        combo.set_active_id(str(self.zoom))
+        combo.set_tooltip_text(_("Magnify the middle of the preview to check fine detail such as eyes"))
+        combo.connect("changed", self._on_zoom_changed)
+        box.pack_start(label, False, False, 0)
+        box.pack_start(combo, False, False, 0)
+        return box
+
+    def _on_zoom_changed(self, combo):
+        try:
+            self.zoom = int(combo.get_active_id() or 1)
+        except ValueError:
+            self.zoom = 1
+        self.preview.invalidate()
 
     # main thread -------------------------------------------------------------------------------
     def _on_config_changed(self, *args):
@@ -451,13 +483,17 @@ class PreviewController:
         w, h = self.preview.get_size()
         if w <= 0 or h <= 0:
             return False
+        z = self.zoom
+        # the drawable area shown: the middle 1/z of the visible area, magnified z times
+        vw, vh = max(1, -(-w // z)), max(1, -(-h // z))
+        vx, vy = x + (w - vw) // 2, y + (h - vh) // 2
         dw, dh = self.drawable.get_width(), self.drawable.get_height()
-        rx0, ry0 = max(0, x - self.MARGIN), max(0, y - self.MARGIN)
-        rx1, ry1 = min(dw, x + w + self.MARGIN), min(dh, y + h + self.MARGIN)
+        rx0, ry0 = max(0, vx - self.MARGIN), max(0, vy - self.MARGIN)
+        rx1, ry1 = min(dw, vx + vw + self.MARGIN), min(dh, vy + vh + self.MARGIN)
         rw, rh = rx1 - rx0, ry1 - ry0
         buf = self.drawable.get_buffer()
         # show the source at once, the result when it is ready
-        src8 = buf.get(Gegl.Rectangle.new(x, y, w, h), 1.0, self.u8, Gegl.AbyssPolicy.CLAMP)
+        src8 = buf.get(Gegl.Rectangle.new(vx * z, vy * z, w, h), float(z), self.u8, Gegl.AbyssPolicy.CLAMP)
         self.preview.draw_buffer(bytes(src8), w * self.bpp)
         data = bytes(buf.get(Gegl.Rectangle.new(rx0, ry0, rw, rh), 1.0, self.fmt, Gegl.AbyssPolicy.CLAMP))
         choice = self.config.get_property("mask") or "auto"
@@ -466,7 +502,7 @@ class PreviewController:
                    "preview_blend": "original" if choice == "hidden" else
                                     ("mask" if choice in ("auto", "faces", "subject") else None)}
         options.update(_mode_options(self.mode, self.config))
-        geometry = (x - rx0, y - ry0, w, h, rw, rh)
+        geometry = (vx - rx0, vy - ry0, w, h, rw, rh, z)
         t = threading.Thread(target=self._work, args=(gen, data, rw, rh, options, geometry), daemon=True)
         t.start()
         return False
@@ -477,14 +513,15 @@ class PreviewController:
         self.settled = True
         if data is None:
             return False
-        cx, cy, w, h, rw, rh = geometry
+        cx, cy, w, h, rw, rh, z = geometry
         try:
             tmp = Gegl.Buffer.new(self.fmt, 0, 0, rw, rh)
             tmp.set(Gegl.Rectangle.new(0, 0, rw, rh), self.fmt, data)
-            out8 = tmp.get(Gegl.Rectangle.new(cx, cy, w, h), 1.0, self.u8, Gegl.AbyssPolicy.CLAMP)
+            out8 = tmp.get(Gegl.Rectangle.new(cx * z, cy * z, w, h), float(z), self.u8, Gegl.AbyssPolicy.CLAMP)
             self.preview.draw_buffer(bytes(out8), w * self.bpp)
             if os.environ.get("AI_DEBLUR_DEBUG"):
-                print("ai-deblur preview: drew %dx%d result at %d,%d" % (w, h, cx, cy), file=sys.stderr)
+                print("ai-deblur preview: drew %dx%d result at %d,%d zoom %d%%" % (w, h, cx, cy, 100 * z),
+                      file=sys.stderr)
         except Exception as exc:  # noqa: BLE001 - a preview must never break the dialog
             print("ai-deblur preview:", exc, file=sys.stderr)
         return False
@@ -548,7 +585,10 @@ def _dialog(procedure, config, drawable, mode):
                 box = dialog.get_content_area()
                 box.pack_start(preview.preview, True, True, 0)
                 box.reorder_child(preview.preview, 0)
+                box.pack_start(preview.zoom_box, False, False, 0)
+                box.reorder_child(preview.zoom_box, 1)
                 preview.preview.show()
+                preview.zoom_box.show_all()
             except Exception as exc:  # noqa: BLE001 - the dialog works without a preview
                 print("ai-deblur: no preview:", exc, file=sys.stderr)
                 preview = None

@@ -51,14 +51,16 @@ def display():
     proc.wait(timeout=10)
 
 
-def test_dialog_with_preview_runs_interactively(gimp_profile, display):
+@pytest.mark.parametrize("zoom", [1, 4])
+def test_dialog_with_preview_runs_interactively(gimp_profile, display, zoom):
     res = gimp_batch.run_python(CODE, profile=str(gimp_profile), timeout=300, check=False,
                                 extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "1500",
-                                           "AI_DEBLUR_DEBUG": "1"})
+                                           "AI_DEBLUR_DEBUG": "1", "AI_DEBLUR_PREVIEW_ZOOM": str(zoom)})
     log = res.get("_log", "")
     assert "error" not in res, res.get("traceback", "") + log[-3000:]
     assert res["plug-in-ai-deblur-focus"] == "success", log[-3000:]
     assert res["plug-in-ai-deblur-analyze"] == "success", log[-3000:]
     assert res["layers"][0].startswith("AI Deblur"), res["layers"]
     assert "ai-deblur preview: drew" in log, "the preview never showed a result:\n" + log[-3000:]
+    assert f"zoom {100 * zoom}%" in log, log[-3000:]
     assert "no preview" not in log
