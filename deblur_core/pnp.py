@@ -17,7 +17,7 @@ with ``sigma_i`` falling geometrically from ``sigma_start`` to the noise level a
 ``alpha_i = lam * sigma_n^2 / sigma_i^2``. The kernel only enters the x-step, so one network serves
 motion, camera shake, defocus and gaussian blur.
 
-Photos with a side above ``deconvolution.TILE`` px run in overlapping tiles (:mod:`deblur_core.tiling`)
+Photos of more than ``deconvolution.TILED_ABOVE`` pixels run in overlapping tiles (:mod:`deblur_core.tiling`)
 aligned to the network's 8 px grid, so a 24 MP photo stays well under 2 GB.
 """
 from __future__ import annotations
@@ -80,7 +80,8 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
         the denoised one (measured on the train split: as good as denoising all of it).
     tile : photos with a side above this many px run in overlapping tiles
         (:func:`deblur_core.tiling.process_tiled`, context :func:`deconvolution.tile_context`), which
-        bounds memory (24 MP colour: 2.8 GB untiled); None: ``deconvolution.TILE``, 0: never.
+        bounds memory (24 MP colour: 2.8 GB untiled); None: ``deconvolution.TILE`` for photos of
+        more than ``deconvolution.TILED_ABOVE`` pixels, 0: never.
     progress : callable(fraction, message); raising from it cancels.
 
     Returns float32 of the input's shape, sRGB-encoded, clipped to [0, 1].
@@ -108,10 +109,10 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
         noise_sigma = float(np.mean([estimate_noise(srgb_to_linear(c), jpeg_robust=True) for c in chans]))
     opts = dict(noise_sigma=noise_sigma, iterations=iterations, lam=lam, sigma_start=sigma_start,
                 strength_scale=strength_scale, model=model, map_mode=map_mode, net_margin=net_margin)
-    from .deconvolution import TILE, tile_context
+    from .deconvolution import TILE, TILED_ABOVE, tile_context
     from .tiling import needs_tiling, process_tiled
     tile = TILE if tile is None else int(tile)
-    if tile and needs_tiling(img.shape, tile):
+    if tile and needs_tiling(img.shape, tile, TILED_ABOVE if tile == TILE else 0):
         def one(part, index, count):
             sub = None if progress is None else (lambda f, msg: progress((index + f) / count, msg))
             return _pnp_tile(part, psf, progress=sub, **opts)

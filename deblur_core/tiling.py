@@ -38,9 +38,10 @@ def blend_weights(start: int, stop: int, lead: int | None, trail: int | None, bl
     return w.astype(np.float32)
 
 
-def needs_tiling(shape, tile: int) -> bool:
-    """Whether a photo of ``shape`` (H, W[, C]) is bigger than one tile."""
-    return shape[0] > tile or shape[1] > tile
+def needs_tiling(shape, tile: int, min_pixels: int = 0) -> bool:
+    """Whether a photo of ``shape`` (H, W[, C]) is bigger than one tile and has more than
+    ``min_pixels`` pixels (below that, one piece is faster: no tile context is computed twice)."""
+    return (shape[0] > tile or shape[1] > tile) and shape[0] * shape[1] > min_pixels
 
 
 def process_tiled(fn, image: np.ndarray, *, tile: int, context: int, blend: int = 32, align: int = 1,
