@@ -227,6 +227,7 @@ def bench_speed(with_network=True):
         ("ours: hyper-Laplacian deconvolve 24 MP colour", SPEED_SETUP.format(h=4000, w=6000) + "from deblur_core.deconvolution import deconvolve\nt=time.perf_counter(); deconvolve(img, psf); print(json.dumps({'t': time.perf_counter()-t}))", 24.0),
     ]
     if with_network:
+        jobs.append(("ours: network plug-and-play 12 MP colour", SPEED_SETUP.format(**mp12) + "from deblur_core.pnp import pnp_deconvolve\nt=time.perf_counter(); pnp_deconvolve(img, psf); print(json.dumps({'t': time.perf_counter()-t}))", 12.0))
         jobs.append(("ours: network plug-and-play 24 MP colour", SPEED_SETUP.format(h=4000, w=6000) + "from deblur_core.pnp import pnp_deconvolve\nt=time.perf_counter(); pnp_deconvolve(img, psf); print(json.dumps({'t': time.perf_counter()-t}))", 24.0))
     base_rss = run_measured(SPEED_SETUP.format(h=4000, w=6000) + "print('{}')")["peak_mb"]
     results = {}
