@@ -98,7 +98,13 @@ def srgb_to_linear(x: np.ndarray) -> np.ndarray:
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     """Linear light to sRGB-encoded [0, 1] (float32), clipping to [0, 1]."""
     x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+    if x.size == 0:
+        return x
+    out = cv2.pow(x.reshape(-1), 1 / 2.4).reshape(x.shape)  # as in srgb_to_linear: OpenCV's power
+    out *= np.float32(1.055)
+    out -= np.float32(0.055)
+    np.multiply(x, np.float32(12.92), out=out, where=x <= np.float32(0.0031308))
+    return out
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
