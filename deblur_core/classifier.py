@@ -43,7 +43,17 @@ def kernel_for(report: dict) -> np.ndarray:
 
 FEATURES = ("edge", "edge_q25", "edge_q75", "dir_anisotropy", "motion_score", "motion_length",
             "defocus_score", "defocus_radius", "spectral_anisotropy", "noise",
-            "ac_major", "ac_minor", "ac_elongation", "ac_fill", "spectral_drop", "spectral_drop_std")
+            "ac_major", "ac_minor", "ac_elongation", "ac_fill", "spectral_drop", "spectral_drop_std",
+            # the Welch log power spectrum's radial decay (band 0.02-0.04 cycles/px as reference) and its
+            # orientation spread in three bands: gaussian falls off steeply and evenly, defocus
+            # slowly with ripples, motion and shake unevenly
+            "welch_r1", "welch_r2", "welch_r3", "welch_r4", "welch_r5", "welch_r6", "welch_r7",
+            "welch_aniso2", "welch_aniso4", "welch_aniso6",
+            # edge blur in 8 gradient orientations: spread, sharpest orientation, within-orientation spread;
+            # entropy of the edge-width histogram
+            "edge8_anisotropy", "edge8_min", "edge8_iqr", "edge_entropy",
+            # the gradient autocorrelation's lobe at two more levels (elongation, minor axis, fill)
+            "ac50_elongation", "ac50_minor", "ac50_fill", "ac25_elongation", "ac25_minor", "ac25_fill")
 MODEL_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "classifier_model.json")
 _model_cache: dict = {}
 
@@ -61,7 +71,7 @@ def features(image: np.ndarray, *, max_side: int = 2048) -> dict:
     # Noise is a local statistic: a central 1536 px window measures it as well as 24 MP would.
     ch, cw = max(0, (h - 1536) // 2), max(0, (w - 1536) // 2)
     noise = estimate_noise(image[ch:ch + 1536, cw:cw + 1536])
-    cep, _ = est.power_cepstrum(y)
+    cep, _, logp = est.power_cepstrum(y, logpower=True)
     m_len, m_ang, m_score = est.estimate_motion(y, max_length=min(120.0, min(y.shape) / 4), cep=cep)
     d_rad, d_score = est.estimate_defocus(y, max_radius=min(40.0, min(y.shape) / 8), cep=cep)
     cand = est.edge_candidates(y)  # gradients and edge pixels: shared by every re-blur measurement
@@ -76,11 +86,55 @@ def features(image: np.ndarray, *, max_side: int = 2048) -> dict:
     drops = spectral_drops(y)
     vec[8] = float(drops.max() - drops.min())
     vec += [float(drops.mean()), float(np.std(drops))]
-    major, minor, fill = est.autocorrelation_shape(est.gradient_autocorrelation(y))
+    ac = est.gradient_autocorrelation(y)
+    major, minor, fill = est.autocorrelation_shape(ac)
     vec += [np.log(major), np.log(minor), np.log(major / minor), fill]
+    vec += _spectrum_features(est.spectrum_polar_grid(logp))
+    vec += _edge_features(measured, vec[0])
+    for level in (0.5, 0.25):
+        try:
+            a, b, fl = est.autocorrelation_shape(ac, level)
+        except Exception:  # a degenerate lobe
+            a, b, fl = 1.0, 1.0, 1.0
+        vec += [np.log(a / b), np.log(b), fl]
     raw = {"edge_blur": edge / scale, "motion_length": m_len / scale, "motion_angle": m_ang,
            "motion_score": m_score, "defocus_radius": d_rad / scale, "defocus_score": d_score, "noise": noise}
-    return {"vector": np.array(vec, np.float64), "raw": raw}
+    vec = np.nan_to_num(np.array(vec, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    return {"vector": vec, "raw": raw}
+
+
+def _spectrum_features(grid: np.ndarray) -> list:
+    """Radial decay of the log power (each band against the lowest) and its orientation spread."""
+    with np.errstate(invalid="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rad = np.nanmean(grid, axis=0)
+            out = [rad[j] - rad[0] for j in range(1, grid.shape[1])]
+            for j in (2, 4, 6):
+                d = grid[:, j] - grid[:, 0]
+                out.append(np.nanmax(d) - np.nanmin(d))
+    return [float(v) for v in out]
+
+
+def _edge_features(measured, log_edge: float, bins: int = 8) -> list:
+    """Edge-width quartiles in ``bins`` gradient orientations -> (log max/min median, log min median,
+    mean log inter-quartile ratio) and the entropy of the log edge-width histogram."""
+    sigma, mask, theta = measured
+    s = sigma[mask]
+    b = (((theta[mask] % np.pi) / np.pi * bins + 0.5).astype(int)) % bins
+    q = np.array([np.percentile(s[b == i], [25, 50, 75]) if np.sum(b == i) >= 10 else [np.nan] * 3
+                  for i in range(bins)])
+    ok = np.isfinite(q[:, 1])
+    if ok.sum() >= 2:
+        med = q[ok, 1]
+        out = [np.log((med.max() + 0.2) / (med.min() + 0.2)), np.log(med.min() + 0.2),
+               float(np.mean(np.log((q[ok, 2] + 0.2) / (q[ok, 0] + 0.2))))]
+    else:
+        out = [0.0, log_edge, 0.0]
+    h = np.histogram(np.log(np.clip(s, 0.05, 50)), bins=16, range=(np.log(0.05), np.log(50)))[0] / max(1, s.size)
+    out.append(float(-np.sum(h * np.log(h + 1e-6))))
+    return [float(v) for v in out]
 
 
 def _model():

@@ -45,10 +45,11 @@ def working_luma(image: np.ndarray, max_side: int | None = None) -> np.ndarray:
     return y
 
 
-def power_cepstrum(gray: np.ndarray, tile: int = 256, max_tiles: int = 48):
+def power_cepstrum(gray: np.ndarray, tile: int = 256, max_tiles: int = 48, *, logpower: bool = False):
     """Welch-averaged cepstrum of a (H, W) image, fftshifted so the origin is at (tile//2, tile//2).
 
-    Returns (cepstrum (tile, tile) float64, tile size used).
+    Returns (cepstrum (tile, tile) float64, tile size used); with ``logpower`` also the Welch-averaged
+    log power spectrum (tile, tile), fftshifted (zero frequency at (tile//2, tile//2)).
     """
     h, w = gray.shape
     # Averaging several tiles matters more than a long reach: keep at least ~4 half-overlapping tiles.
@@ -76,7 +77,34 @@ def power_cepstrum(gray: np.ndarray, tile: int = 256, max_tiles: int = 48):
     logp = np.log(acc + 1e-3 * mean + 1e-12)
     # The log power spectrum of real tiles is real and even, so its inverse FFT is real: irfft2.
     cep = np.fft.irfft2(logp, s=(tile, tile))
+    if logpower:
+        # The full spectrum from the half one: P[k1, -k2] = P[-k1, k2] for real tiles.
+        full = np.empty((tile, tile))
+        full[:, :tile // 2 + 1] = logp
+        full[:, tile // 2 + 1:] = logp[(-np.arange(tile)) % tile][:, 1:tile - tile // 2][:, ::-1]
+        return np.fft.fftshift(cep), tile, np.fft.fftshift(full)
     return np.fft.fftshift(cep), tile
+
+
+SPECTRUM_BANDS = (0.02, 0.04, 0.07, 0.11, 0.16, 0.22, 0.30, 0.40, 0.5)
+
+
+def spectrum_polar_grid(logp: np.ndarray, bins: int = 12, bands=SPECTRUM_BANDS) -> np.ndarray:
+    """Mean of an fftshifted (n, n) log power spectrum in ``bins`` orientation sectors x radial bands
+    (cycles/px): (bins, len(bands) - 1), NaN where a cell holds no frequency."""
+    n = logp.shape[0]
+    f = (np.arange(n) - n // 2) / n
+    fy, fx = f[:, None], f[None, :]
+    r = np.hypot(fx, fy)
+    b = np.clip(((np.arctan2(-fy, fx) % np.pi) / np.pi * bins).astype(int), 0, bins - 1)
+    j = np.searchsorted(np.asarray(bands), r, side="right") - 1
+    ok = (j >= 0) & (j < len(bands) - 1)
+    cell = (b * (len(bands) - 1) + j)[ok]
+    size = bins * (len(bands) - 1)
+    cnt = np.bincount(cell, minlength=size)
+    tot = np.bincount(cell, weights=logp[ok], minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (tot / cnt).reshape(bins, len(bands) - 1)
 
 
 def _polar(cep: np.ndarray, radii: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
