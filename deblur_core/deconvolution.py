@@ -29,7 +29,7 @@ TILE = 2560
 TILED_ABOVE = 16_000_000
 
 __all__ = ["wiener", "hyper_laplacian", "deconvolve", "estimate_noise", "gradient_otfs", "linear_luminance",
-           "tile_context", "TILE", "TILED_ABOVE"]
+           "tile_context", "tile_plan", "TILE", "TILED_ABOVE"]
 
 
 def gradient_otfs(shape):
@@ -171,6 +171,17 @@ def tile_context(psf_shape) -> int:
     return 4 * int(max(psf_shape)) + 32
 
 
+def tile_plan(shape, tile: int | None) -> int:
+    """The tile side :func:`deconvolve` and :func:`deblur_core.pnp.pnp_deconvolve` use for a photo of
+    ``shape``, or 0 for one piece. ``tile``: None = automatic (``TILE`` px tiles for photos of more
+    than ``TILED_ABOVE`` pixels), 0 = never, a number = tiles of that side whenever the photo is
+    bigger (tests, memory-tight callers)."""
+    if tile is None:
+        return TILE if needs_tiling(shape, TILE, TILED_ABOVE) else 0
+    tile = int(tile)
+    return tile if tile and needs_tiling(shape, tile) else 0
+
+
 def linear_luminance(image: np.ndarray, *, linear: bool = True) -> np.ndarray:
     """Rec. 709 luminance in linear light of an sRGB-encoded (H, W) or (H, W, 3) photo, one channel at
     a time (no photo-sized linear copy; ``linear=False``: the image is linear already)."""
@@ -229,28 +240,29 @@ def _clip_guard(result: np.ndarray, blurred: np.ndarray, psf: np.ndarray) -> np.
 
 def deconvolve(image: np.ndarray, psf: np.ndarray, *, method: str = "hyper-laplacian",
                noise_sigma: float | None = None, regularization: float = 1.0,
-               linear: bool = True, tile: int | None = TILE) -> np.ndarray:
+               linear: bool = True, tile: int | None = None) -> np.ndarray:
     """Deconvolve an sRGB-encoded photo (H, W) or (H, W, 3), float32 in [0, 1], with a known kernel.
 
     Works in linear light (``linear=True``); colour is split into luminance, deconvolved with
     ``method`` ("hyper-laplacian" or "wiener"), and chroma, deconvolved with a stronger-regularised
     Wiener filter. ``noise_sigma`` is the noise in linear luminance (estimated when None);
     ``regularization`` scales the noise-adapted prior weight (< 1: sharper and noisier).
-    Photos with a side above ``tile`` px run in overlapping tiles (:mod:`deblur_core.tiling`; None:
-    never; the default ``TILE`` only for photos of more than ``TILED_ABOVE`` pixels), which bounds memory (24 MP colour: 1.4 GB peak instead of 3.3 GB) and matches the untiled
-    result away from the seams (see :func:`tile_context`).
+    Big photos run in overlapping tiles (:mod:`deblur_core.tiling`; ``tile`` as in :func:`tile_plan`:
+    None = automatic, 0 = never), which bounds memory (24 MP colour: 1.4 GB peak instead of 3.3 GB)
+    and matches the untiled result away from the seams (see :func:`tile_context`).
     Returns float32 in [0, 1], same shape.
     """
     psf = _check(image, psf)
     if psf.shape == (1, 1):  # identity kernel: nothing to undo (the prior would only denoise)
         return np.clip(np.asarray(image, np.float32), 0.0, 1.0)
-    if tile and needs_tiling(image.shape, tile, TILED_ABOVE if tile == TILE else 0):
+    tile = tile_plan(np.shape(image), tile)
+    if tile:
         if noise_sigma is None:     # one noise level for the whole photo, so the tiles match
             noise_sigma = estimate_noise(linear_luminance(image, linear=linear), jpeg_robust=True)
 
         def one(part, index, count):
             return deconvolve(part, psf, method=method, noise_sigma=noise_sigma,
-                              regularization=regularization, linear=linear, tile=None)
+                              regularization=regularization, linear=linear, tile=0)
         return process_tiled(one, image, tile=tile, context=tile_context(psf.shape))
     lin = srgb_to_linear(image) if linear else np.asarray(image, np.float32)
     if lin.ndim == 3:

@@ -78,10 +78,9 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
         to the network's multiple (8) so that the photo's pixels meet the network's grid at the same
         phase in a tile as in the whole photo; None: 8. Farther out the x-step estimate stands in for
         the denoised one (measured on the train split: as good as denoising all of it).
-    tile : photos with a side above this many px run in overlapping tiles
-        (:func:`deblur_core.tiling.process_tiled`, context :func:`deconvolution.tile_context`), which
-        bounds memory (24 MP colour: 2.8 GB untiled); None: ``deconvolution.TILE`` for photos of
-        more than ``deconvolution.TILED_ABOVE`` pixels, 0: never.
+    tile : big photos run in overlapping tiles (:func:`deblur_core.tiling.process_tiled`, context
+        :func:`deconvolution.tile_context`), which bounds memory (24 MP colour: 2.8 GB untiled);
+        as in :func:`deconvolution.tile_plan`: None = automatic, 0 = never, a number = that side.
     progress : callable(fraction, message); raising from it cancels.
 
     Returns float32 of the input's shape, sRGB-encoded, clipped to [0, 1].
@@ -109,10 +108,10 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
         noise_sigma = float(np.mean([estimate_noise(srgb_to_linear(c), jpeg_robust=True) for c in chans]))
     opts = dict(noise_sigma=noise_sigma, iterations=iterations, lam=lam, sigma_start=sigma_start,
                 strength_scale=strength_scale, model=model, map_mode=map_mode, net_margin=net_margin)
-    from .deconvolution import TILE, TILED_ABOVE, tile_context
-    from .tiling import needs_tiling, process_tiled
-    tile = TILE if tile is None else int(tile)
-    if tile and needs_tiling(img.shape, tile, TILED_ABOVE if tile == TILE else 0):
+    from .deconvolution import tile_context, tile_plan
+    from .tiling import process_tiled
+    tile = tile_plan(img.shape, tile)
+    if tile:
         def one(part, index, count):
             sub = None if progress is None else (lambda f, msg: progress((index + f) / count, msg))
             return _pnp_tile(part, psf, progress=sub, **opts)

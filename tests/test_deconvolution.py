@@ -81,7 +81,7 @@ def test_tiled_deconvolve_matches_untiled(psf):
     from deblur_core.tiling import cuts
     sharp = np.ascontiguousarray(np.tile(data.astronaut().astype(np.float32) / 255, (2, 1, 1))[:620, :480])
     blurred = blur_linear(sharp, psf, noise=0.01)
-    whole = dc.deconvolve(blurred, psf, tile=None)
+    whole = dc.deconvolve(blurred, psf, tile=0)
     tiled = dc.deconvolve(blurred, psf, tile=240)
     assert tiled.shape == whole.shape and tiled.dtype == np.float32
     d = np.abs(tiled - whole).max(axis=2)
@@ -95,3 +95,13 @@ def test_tiled_deconvolve_matches_untiled(psf):
     assert np.percentile(d[far], 99) < 2.5 / 255       # measured 0.57/255 (defocus), 1.86/255 (shake)
     assert d[far].mean() < 0.2 / 255
     assert abs(psnr(tiled, sharp) - psnr(whole, sharp)) < 0.05
+
+
+def test_tile_plan_is_one_policy_for_both_solvers():
+    """None: tiles only above TILED_ABOVE pixels (12 MP in one piece, 24 MP in TILE px tiles);
+    0: never; a number: tiles of that side whenever the photo is bigger."""
+    assert dc.tile_plan((3000, 4000, 3), None) == 0
+    assert dc.tile_plan((4000, 6000, 3), None) == dc.TILE
+    assert dc.tile_plan((4000, 6000, 3), 0) == 0
+    assert dc.tile_plan((300, 300), 240) == 240
+    assert dc.tile_plan((200, 200), 240) == 0
