@@ -25,6 +25,7 @@ sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 
+from deblur_core.worker import DTYPES  # noqa: E402
 from tools import gimp_batch  # noqa: E402
 
 PROCEDURE = {"auto": "auto", "motion": "motion", "focus": "focus", "shake": "shake",
@@ -110,7 +111,7 @@ def worker_round_trip(rgb8, mode, options):
             break
     if final and final["ok"]:
         for o in final["outputs"]:
-            p.stdout.read(int(np.prod(o["shape"])) * {"f32": 4, "u16": 2, "u8": 1}[o.get("dtype", "f32")])
+            p.stdout.read(int(np.prod(o["shape"])) * np.dtype(DTYPES[o.get("dtype", "f32")][0]).itemsize)
     p.wait()
     dt = time.perf_counter() - t0
     if not final or not final["ok"]:

@@ -339,7 +339,6 @@ class _EngineImport:
     def _run(self):
         try:
             self.box["engine"] = _engine()
-            importlib.import_module("numpy")
         except BaseException as exc:  # noqa: BLE001 - re-raised in get()
             self.box["error"] = exc
 

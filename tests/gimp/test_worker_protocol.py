@@ -13,6 +13,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "plugins", "ai-deblur"))
 import ai_deblur_client as client  # noqa: E402
+from deblur_core.worker import DTYPES  # noqa: E402
 
 
 def _env(behaviour="ok", engine="engine_doubles"):
@@ -41,9 +42,8 @@ def call(header, pixels=b"", behaviour="ok", engine="engine_doubles", timeout=12
 
 def decode(final, rest):
     arrays, pos = {}, 0
-    wire = {"f32": "<f4", "u16": "<u2", "u8": "u1"}
     for o in final["outputs"]:
-        dt = np.dtype(wire[o.get("dtype", "f32")])
+        dt = np.dtype(DTYPES[o.get("dtype", "f32")][0])
         n = int(np.prod(o["shape"])) * dt.itemsize
         arrays[o["name"]] = np.frombuffer(rest[pos:pos + n], dt).reshape(o["shape"])
         pos += n
