@@ -68,9 +68,7 @@ def features(image: np.ndarray, *, max_side: int = 2048) -> dict:
     h, w = image.shape[:2]
     scale = min(1.0, max_side / max(h, w))
     y = est.working_luma(image, max_side=max_side)
-    # Noise is a local statistic: a central 1536 px window measures it as well as 24 MP would.
-    ch, cw = max(0, (h - 1536) // 2), max(0, (w - 1536) // 2)
-    noise = estimate_noise(image[ch:ch + 1536, cw:cw + 1536])
+    noise = estimate_noise(image, window=1536)
     cep, _, logp = est.power_cepstrum(y, logpower=True)
     m_len, m_ang, m_score = est.estimate_motion(y, max_length=min(120.0, min(y.shape) / 4), cep=cep)
     d_rad, d_score = est.estimate_defocus(y, max_radius=min(40.0, min(y.shape) / 8), cep=cep)

@@ -195,13 +195,18 @@ def linear_luminance(image: np.ndarray, *, linear: bool = True) -> np.ndarray:
     return out
 
 
-def estimate_noise(image: np.ndarray, *, jpeg_robust: bool = False) -> float:
+def estimate_noise(image: np.ndarray, *, jpeg_robust: bool = False, window: int | None = None) -> float:
     """Standard deviation of white noise in a (H, W) or (H, W, C) image, robust to edges.
 
     Median absolute deviation of Immerkaer's high-pass ("Fast Noise Variance Estimation", CVIU 1996).
     ``jpeg_robust`` also measures at half resolution and keeps the larger value: JPEG hides noise at
-    the finest scale only.
+    the finest scale only. ``window``: measure on the central ``window`` x ``window`` px only; noise
+    is a local statistic, so that measures it as well as a 12-24 MP photo would, far faster.
     """
+    if window is not None:
+        h, w = image.shape[:2]
+        y0, x0 = max(0, (h - window) // 2), max(0, (w - window) // 2)
+        image = image[y0:y0 + window, x0:x0 + window]
     g = image if image.ndim == 2 else image[..., :3].mean(axis=2)
     g = np.asarray(g, np.float32)      # float32: a 24 MP photo's float64 temporaries took ~1 GB
     if min(g.shape) < 3:

@@ -50,9 +50,7 @@ def luma_noise_sigma(y: np.ndarray, window: int = 1024) -> float:
     and keeps this cheap on 12-24 MP images.
     """
     from .deconvolution import estimate_noise
-    h, w = y.shape[:2]
-    y0, x0 = max(0, (h - window) // 2), max(0, (w - window) // 2)
-    return float(estimate_noise(y[y0:y0 + window, x0:x0 + window]))
+    return float(estimate_noise(y, window=window))
 
 
 def detail_noise_std(radius: float, noise_sigma: float) -> float:
@@ -170,4 +168,4 @@ def _gate(y: np.ndarray, detail: np.ndarray, radius: float, noise_sigma: float |
     # A floor: 8-bit quantisation alone leaves ~1/255/sqrt(12) = 0.0011 of "noise" in any photo.
     noise_sigma = max(float(noise_sigma), 0.001)
     window = max(1.5, GATE_WINDOW * float(radius))
-    return noise_gate(detail, detail_noise_std(radius, noise_sigma), window, low=GATE_LOW, high=GATE_HIGH)
+    return noise_gate(detail, detail_noise_std(radius, noise_sigma), window)
