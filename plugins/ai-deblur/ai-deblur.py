@@ -133,6 +133,26 @@ def _read_region(image, drawable):
     return x, y, w, h, fmt, channels, dtype, data
 
 
+def _engine_call(op, image, drawable, options, progress):
+    """Start the engine, read the layer's region while it imports, send the request.
+
+    Returns ((x, y, w, h, fmt, channels, dtype), report, outputs, read seconds, engine seconds);
+    engine failures come back as PlugInError, and the engine process is always gone afterwards."""
+    worker = client.Worker()
+    try:
+        worker.start()  # the engine imports while GIMP reads the layer
+        t0 = time.monotonic()
+        x, y, w, h, fmt, channels, dtype, data = _read_region(image, drawable)
+        t_read = time.monotonic() - t0
+        t0 = time.monotonic()
+        report, outputs = worker.request(op, w, h, channels, data, options, progress=progress, dtype=dtype)
+    except client.WorkerError as exc:
+        raise PlugInError(str(exc)) from None
+    finally:
+        worker.close()
+    return (x, y, w, h, fmt, channels, dtype), report, outputs, t_read, time.monotonic() - t0
+
+
 def _progress(base=0.0, span=1.0):
     def cb(fraction, message):
         if message:
@@ -242,21 +262,9 @@ def _run_correction(procedure, mode, image, drawable, config):
     options.update(_mode_options(mode, config))
     Gimp.progress_init(_("AI Deblur: %s") % mode)
     Gimp.progress_update(0.02)
-    worker = client.Worker()
-    try:
-        worker.start()  # the engine imports while GIMP reads the layer
-        t0 = time.monotonic()
-        x, y, w, h, fmt, channels, dtype, data = _read_region(image, drawable)
-        t_read = time.monotonic() - t0
-        t0 = time.monotonic()
-        report, outputs = worker.request("deblur", w, h, channels, data, options,
-                                         progress=_progress(0.05, 0.85), dtype=dtype)
-    except client.WorkerError as exc:
-        raise PlugInError(str(exc)) from None
-    finally:
-        worker.close()
-    t_worker = time.monotonic() - t0
-    del data
+    region, report, outputs, t_read, t_worker = _engine_call("deblur", image, drawable, options,
+                                                              _progress(0.05, 0.85))
+    x, y, w, h, fmt, channels, dtype = region
     img_shape, img_bytes, img_dtype = outputs.get("image", (None, None, None))
     if img_bytes is None or list(img_shape) != [h, w, channels] or img_dtype != dtype:
         raise PlugInError(_("The AI Deblur engine returned an image of the wrong size or type (%s %s).")
@@ -380,17 +388,9 @@ def _kernel_layer(image, drawable, report, view):
 
 def _run_analyze(procedure, run_mode, image, drawable, config):
     Gimp.progress_init(_("AI Deblur: analyzing blur"))
-    worker = client.Worker()
-    try:
-        worker.start()  # the engine imports while GIMP reads the layer
-        x, y, w, h, fmt, channels, dtype, data = _read_region(image, drawable)
-        report, outputs = worker.request("analyze", w, h, channels, data,
-                                         {"want_kernel": bool(config.get_property("show-kernel"))},
-                                         progress=_progress(0.05, 0.9), dtype=dtype)
-    except client.WorkerError as exc:
-        raise PlugInError(str(exc)) from None
-    finally:
-        worker.close()
+    _region, report, outputs, _t_read, _t_engine = _engine_call(
+        "analyze", image, drawable, {"want_kernel": bool(config.get_property("show-kernel"))},
+        _progress(0.05, 0.9))
     layer = None
     if config.get_property("show-kernel"):
         image.undo_group_start()
