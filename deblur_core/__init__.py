@@ -5,5 +5,21 @@ Images are float32 arrays in [0, 1], (H, W) or (H, W, C), sRGB-encoded; see :mod
 from .classifier import analyze
 from .pipeline import MODES, DeblurResult, deblur
 
-__all__ = ["analyze", "deblur", "DeblurResult", "MODES"]
+__all__ = ["analyze", "deblur", "DeblurResult", "MODES", "warm_up"]
 __version__ = "0.1.0"
+
+
+def warm_up() -> None:
+    """Pay the one-time costs of a first call (lazy imports, OpenCV and FFT set-up, the network's
+    session) on a tiny photo, so that a process kept ready for the next request (the GIMP plug-in's
+    standby worker) answers it as fast as a warm engine. Failures are ignored: a real call reports them."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    img = (0.5 + 0.1 * rng.standard_normal((96, 128, 3))).clip(0, 1).astype(np.float32)
+    for call in (lambda: analyze(img),
+                 lambda: deblur(img, mode="sharpen", strength=50, mask="auto"),
+                 lambda: deblur(img, mode="motion", strength=50, mask="auto", length=5.0, angle=10.0)):
+        try:
+            call()
+        except Exception:  # noqa: BLE001 - best effort
+            pass

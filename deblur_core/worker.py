@@ -30,6 +30,14 @@ mask (or the original), as the new layer with its mask will look.
 
 stdout carries the protocol only: everything else printed in this process (Python or C libraries)
 goes to stderr, which the plug-in keeps for its error messages.
+
+Standby (``-m deblur_core.worker --standby SOCKET``, POSIX): the same one-request protocol over a Unix
+socket, from a process started *before* the request. It imports the engine and warms it up
+(:func:`deblur_core.warm_up`), then waits for one client; the client reads one hello line
+``{"standby": pid, "protocol": 2, "log": path}`` (or ``{"stale": true}`` when the engine's files
+changed since it started) and then speaks the protocol above. A standby serves exactly one request, so
+a crash or a cancel (the client kills it) costs nothing more than a cold worker would; it exits unused
+after ``--idle`` seconds or as soon as the process ``--watch-pid`` (GIMP) is gone.
 """
 from __future__ import annotations
 
@@ -331,16 +339,25 @@ class _EngineImport:
     """Imports the engine in a thread from the moment the process starts, so the (slow) numpy /
     scipy / OpenCV / onnxruntime imports overlap with GIMP reading the layer and sending it."""
 
-    def __init__(self):
+    def __init__(self, warm=False):
         self.box = {}
+        self.warm = warm
+        self.connected = threading.Event()  # a standby's client has arrived: no warm-up then
         self.thread = threading.Thread(target=self._run, daemon=True, name="engine-import")
         self.thread.start()
 
     def _run(self):
         try:
-            self.box["engine"] = _engine()
+            self.box["engine"] = eng = _engine()
         except BaseException as exc:  # noqa: BLE001 - re-raised in get()
             self.box["error"] = exc
+            return
+        warm_up = getattr(eng, "warm_up", None)
+        if self.warm and callable(warm_up) and not self.connected.is_set():
+            try:
+                warm_up()
+            except BaseException:  # noqa: BLE001 - best effort; the request reports real failures
+                traceback.print_exc(file=sys.stderr)
 
     def get(self):
         self.thread.join()
@@ -448,7 +465,135 @@ def _watch_parent(interval=1.0):
     threading.Thread(target=loop, daemon=True, name="parent-watch").start()
 
 
-def main():
+def _engine_token():
+    """Modification times of the engine's files (the engine module's folder, deblur_core, models): a
+    standby refuses to serve a request when they changed since it started."""
+    import importlib.util
+    here = os.path.dirname(os.path.abspath(__file__))
+    folders = {here, os.path.join(os.path.dirname(here), "models")}
+    try:
+        spec = importlib.util.find_spec(os.environ.get("AI_DEBLUR_ENGINE") or "deblur_core")
+        if spec is not None and spec.origin:
+            folders.add(os.path.dirname(os.path.abspath(spec.origin)))
+    except (ImportError, ValueError):
+        pass
+    token = []
+    for folder in sorted(folders):
+        try:
+            with os.scandir(folder) as it:
+                token.extend((e.path, e.stat().st_mtime_ns) for e in it if e.is_file())
+        except OSError:
+            pass
+    return sorted(token)
+
+
+def _pid_alive(pid):
+    if not pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def standby(path, idle=600.0, watch_pid=0):
+    """Serve one request on the Unix socket ``path`` (see the module docstring); returns the exit code."""
+    import fcntl
+    import select
+    import socket
+    import time
+
+    # One standby per socket: the lock is held while this process waits, released once it has a client
+    # (so the next standby can start while this one works).
+    lock = open(path + ".lock", "a+b")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return 0  # another standby is already waiting
+    log = path + ".%d.log" % os.getpid()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 2)
+    os.dup2(fd, 1)
+    os.close(fd)
+    sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False)
+    token = _engine_token()
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    engine_import = _EngineImport(warm=True)
+    deadline = time.monotonic() + float(idle)
+    conn = None
+    try:
+        while conn is None:
+            if select.select([server], [], [], 1.0)[0]:
+                conn, _ = server.accept()
+                engine_import.connected.set()
+            elif time.monotonic() > deadline or not _pid_alive(watch_pid):
+                break
+    finally:
+        # Nobody else may connect to this (single-use) process; then the next standby may start.
+        server.close()
+        _remove(path)
+        lock.close()
+    if conn is None:
+        _remove(log)
+        return 0
+    rfile = conn.makefile("rb")
+    chan = Channel(conn.makefile("wb"))
+    if _engine_token() != token:
+        chan.line({"stale": True})
+        _remove(log)
+        return 0
+    chan.line({"standby": os.getpid(), "protocol": PROTOCOL_VERSION, "log": log})
+    return _serve_guarded(rfile, chan, engine_import)
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _serve_guarded(stdin, chan, engine_import):
+    """serve() with every failure turned into one protocol line; returns the exit code."""
+    try:
+        rc = serve(stdin, chan, engine_import)
+    except (BrokenPipeError, ConnectionResetError):
+        return 2  # the plug-in went away (cancel)
+    except KeyboardInterrupt:
+        return 130
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes one protocol line
+        traceback.print_exc(file=sys.stderr)
+        try:
+            chan.line({"ok": False, "error": _error_sentence(exc)})
+        except (BrokenPipeError, ConnectionError):
+            return 2
+        return 1
+    try:
+        chan.out.flush()
+    except (BrokenPipeError, ConnectionError):
+        return 2
+    return rc
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--standby"]:
+        import argparse
+        ap = argparse.ArgumentParser(prog="python -m deblur_core.worker")
+        ap.add_argument("--standby", required=True, metavar="SOCKET")
+        ap.add_argument("--idle", type=float, default=600.0, help="seconds to wait for a request")
+        ap.add_argument("--watch-pid", type=int, default=0, help="exit when this process is gone")
+        a = ap.parse_args(argv)
+        return standby(a.standby, a.idle, a.watch_pid)
     # Keep stdout for the protocol: the protocol writes to a private dup of fd 1, and fd 1 / sys.stdout
     # become stderr, so stray prints (ours, the engine's, C libraries') cannot corrupt the stream.
     proto = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
@@ -457,25 +602,7 @@ def main():
     chan = Channel(proto)
     engine_import = _EngineImport()
     _watch_parent()
-    stdin = sys.stdin.buffer
-    try:
-        rc = serve(stdin, chan, engine_import)
-    except BrokenPipeError:
-        return 2  # the plug-in went away (cancel)
-    except KeyboardInterrupt:
-        return 130
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes one protocol line
-        traceback.print_exc(file=sys.stderr)
-        try:
-            chan.line({"ok": False, "error": _error_sentence(exc)})
-        except BrokenPipeError:
-            return 2
-        return 1
-    try:
-        proto.flush()
-    except BrokenPipeError:
-        return 2
-    return rc
+    return _serve_guarded(sys.stdin.buffer, chan, engine_import)
 
 
 if __name__ == "__main__":

@@ -136,11 +136,11 @@ def _read_region(image, drawable):
 def _engine_call(op, image, drawable, options, progress):
     """Start the engine, read the layer's region while it imports, send the request.
 
-    Returns ((x, y, w, h, fmt, channels, dtype), report, outputs, read seconds, engine seconds);
+    Returns ((x, y, w, h, fmt, channels, dtype), report, outputs, timing {read_s, worker_s, worker});
     engine failures come back as PlugInError, and the engine process is always gone afterwards."""
-    worker = client.Worker()
+    worker = client.Worker(standby=True)
     try:
-        worker.start()  # the engine imports while GIMP reads the layer
+        worker.start()  # a waiting standby worker, or a new one that imports while GIMP reads the layer
         t0 = time.monotonic()
         x, y, w, h, fmt, channels, dtype, data = _read_region(image, drawable)
         t_read = time.monotonic() - t0
@@ -150,7 +150,8 @@ def _engine_call(op, image, drawable, options, progress):
         raise PlugInError(str(exc)) from None
     finally:
         worker.close()
-    return (x, y, w, h, fmt, channels, dtype), report, outputs, t_read, time.monotonic() - t0
+    timing = {"read_s": round(t_read, 3), "worker_s": round(time.monotonic() - t0, 3), "worker": worker.source}
+    return (x, y, w, h, fmt, channels, dtype), report, outputs, timing
 
 
 def _progress(base=0.0, span=1.0):
@@ -262,7 +263,7 @@ def _run_correction(procedure, mode, image, drawable, config):
     options.update(_mode_options(mode, config))
     Gimp.progress_init(_("AI Deblur: %s") % mode)
     Gimp.progress_update(0.02)
-    region, report, outputs, t_read, t_worker = _engine_call("deblur", image, drawable, options,
+    region, report, outputs, timing = _engine_call("deblur", image, drawable, options,
                                                               _progress(0.05, 0.85))
     x, y, w, h, fmt, channels, dtype = region
     img_shape, img_bytes, img_dtype = outputs.get("image", (None, None, None))
@@ -316,8 +317,7 @@ def _run_correction(procedure, mode, image, drawable, config):
         image.undo_group_end()
     Gimp.progress_update(1.0)
     Gimp.displays_flush()
-    report["plugin_timing"] = {"read_s": round(t_read, 3), "worker_s": round(t_worker, 3),
-                               "write_s": round(time.monotonic() - t0, 3)}
+    report["plugin_timing"] = dict(timing, write_s=round(time.monotonic() - t0, 3))
     return layer, report
 
 
@@ -388,7 +388,7 @@ def _kernel_layer(image, drawable, report, view):
 
 def _run_analyze(procedure, run_mode, image, drawable, config):
     Gimp.progress_init(_("AI Deblur: analyzing blur"))
-    _region, report, outputs, _t_read, _t_engine = _engine_call(
+    _region, report, outputs, _timing = _engine_call(
         "analyze", image, drawable, {"want_kernel": bool(config.get_property("show-kernel"))},
         _progress(0.05, 0.9))
     layer = None
@@ -528,7 +528,7 @@ class PreviewController:
 
     # worker thread ------------------------------------------------------------------------------
     def _work(self, gen, data, rw, rh, options, geometry):
-        worker = client.Worker()
+        worker = client.Worker(standby=True)
         with self.lock:
             if gen != self.generation:
                 return

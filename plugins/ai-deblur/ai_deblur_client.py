@@ -6,9 +6,11 @@ the protocol.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +20,12 @@ CONFIG_NAME = "ai-deblur.json"
 WORKER_MODULE = "deblur_core.worker"
 _CHUNK = 1 << 24
 ITEMSIZE = {"f32": 4, "u16": 2, "u8": 1}  # the worker's wire types (deblur_core/worker.py)
+PROTOCOL = 2
+# A standby worker (deblur_core/worker.py) waits this long for the next request, then exits; it also
+# exits as soon as GIMP is gone. AI_DEBLUR_STANDBY=0 turns standby workers off.
+STANDBY_IDLE_S = 900
+# Environment that changes what a worker does: a standby started under other values is not reused.
+_ENGINE_ENV_PREFIXES = ("AI_DEBLUR_", "OMP_", "OPENBLAS_", "MKL_", "ORT_")
 
 
 class WorkerError(Exception):
@@ -93,16 +101,76 @@ def _read_exact(stream, n):
     return data
 
 
-class Worker:
-    """One request to one worker process."""
+def standby_enabled():
+    return os.name == "posix" and hasattr(socket, "AF_UNIX") and os.environ.get("AI_DEBLUR_STANDBY", "1") != "0"
 
-    def __init__(self, config=None):
+
+def standby_path(config):
+    """The Unix socket where a standby worker for this engine and environment waits (None: no standby).
+
+    In a private folder (mode 700) of the user's runtime directory; the name hashes the engine's Python,
+    the repo and the environment variables that change what the worker does."""
+    base = os.environ.get("AI_DEBLUR_RUNTIME_DIR") or os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    folder = os.path.join(base, "ai-deblur-%d" % os.getuid())
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.stat(folder)
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            return None  # not ours alone: never talk to a socket someone else could have put there
+    except OSError:
+        return None
+    env = sorted((k, v) for k, v in os.environ.items()
+                 if k.startswith(_ENGINE_ENV_PREFIXES) and k != "AI_DEBLUR_RUNTIME_DIR")
+    key = json.dumps([config["python"], config["repo"], PROTOCOL, env]).encode("utf-8")
+    path = os.path.join(folder, "standby-%s.sock" % hashlib.sha256(key).hexdigest()[:16])
+    return path if len(path.encode("utf-8")) < 100 else None  # AF_UNIX path limit
+
+
+def spawn_standby(config, watch_pid=None):
+    """Start a worker that imports and warms up the engine now and waits for the next request.
+    Best effort: returns False when standby workers are off or cannot start."""
+    if not standby_enabled():
+        return False
+    path = standby_path(config)
+    python, repo = config["python"], config["repo"]
+    if not path or not os.path.exists(python):
+        return False
+    watch = os.getppid() if watch_pid is None else int(watch_pid)
+    try:
+        subprocess.Popen([python, "-m", WORKER_MODULE, "--standby", path, "--idle", str(STANDBY_IDLE_S),
+                          "--watch-pid", str(watch)], cwd=repo if os.path.isdir(repo) else None,
+                         env=_worker_env(repo), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    except OSError:
+        return False
+    return True
+
+
+class Worker:
+    """One request to one worker process: a standby one when it is waiting, else a new one.
+
+    With ``standby=True`` (the plug-in) a used worker is replaced by a new standby one after the
+    request, so the next request skips the process start, the imports and the first-call costs
+    (``watch_pid``: the process whose end ends the standby; default: our parent, GIMP)."""
+
+    def __init__(self, config=None, standby=False, watch_pid=None):
         self.config = config or load_config()
+        self.standby = bool(standby) and standby_enabled()
+        self.watch_pid = watch_pid
         self.proc = None
+        self.sock = None
+        self.pid = None          # the standby worker's pid (not our child)
+        self.log = None          # its stderr file
+        self.source = None       # "standby" or "new process"
+        self._in = self._out = None
         self._stderr = None
+        self._answered = False
+        self._respawn = False
 
     # -- process --------------------------------------------------------------------------------
     def start(self):
+        if self.standby and self._connect_standby():
+            return
         python, repo = self.config["python"], self.config["repo"]
         if not os.path.exists(python):
             raise WorkerError(f"The AI Deblur engine's Python ({python}) does not exist; "
@@ -118,8 +186,40 @@ class Worker:
         except OSError as exc:
             raise WorkerError(f"The AI Deblur engine could not be started with {python} ({exc.strerror or exc}); "
                               "run install.py again.") from None
+        self._in, self._out = self.proc.stdin, self.proc.stdout
+        self.source = "new process"
+        self._respawn = self.standby
+
+    def _connect_standby(self):
+        path = standby_path(self.config)
+        if not path or not os.path.exists(path):
+            return False
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(5.0)
+            sock.connect(path)
+            rfile = sock.makefile("rb")
+            hello = json.loads(rfile.readline(4096).decode("utf-8") or "{}")
+            if not isinstance(hello, dict) or hello.get("protocol") != PROTOCOL or not hello.get("standby"):
+                raise ValueError("stale or foreign standby worker")
+            sock.settimeout(None)
+        except (OSError, ValueError):
+            sock.close()
+            return False  # gone, busy, stale or foreign: a new process does the work
+        self.sock, self._out, self._in = sock, rfile, sock.makefile("wb")
+        self.pid, self.log = int(hello["standby"]), hello.get("log")
+        self.source = "standby"
+        self._respawn = True
+        return True
 
     def kill(self):
+        if self.sock is not None:
+            if not self._answered and self.pid:
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)  # its own session: the group is just the worker
+                except OSError:
+                    pass
+            return
         p = self.proc
         if p is None or p.poll() is not None:
             return
@@ -140,19 +240,41 @@ class Worker:
 
     def close(self):
         self.kill()
-        for fh in (getattr(self.proc, "stdin", None), getattr(self.proc, "stdout", None), self._stderr):
+        for fh in (self._in, self._out, self.sock, self._stderr):
             try:
                 if fh:
                     fh.close()
             except OSError:
                 pass
+        if self.log and self._answered:
+            try:
+                os.unlink(self.log)
+            except OSError:
+                pass
+        if self._respawn:
+            self._respawn = False
+            spawn_standby(self.config, self.watch_pid)
 
     def _died(self, what):
-        rc = self.proc.wait() if self.proc else None
-        tail = _last_lines(self._stderr) if self._stderr else ""
+        self._respawn = False  # a worker that dies would die again: no standby for the next call
         msg = f"The AI Deblur engine stopped {what}"
-        if rc is not None:
-            msg += f" (exit code {rc})" if rc >= 0 else f" (killed by signal {-rc})"
+        if self.sock is not None:
+            tail = ""
+            if self.log:
+                try:
+                    with open(self.log, "rb") as fh:
+                        tail = _last_lines(fh)
+                except OSError:
+                    pass
+                try:
+                    os.unlink(self.log)
+                except OSError:
+                    pass
+        else:
+            rc = self.proc.wait() if self.proc else None
+            tail = _last_lines(self._stderr) if self._stderr else ""
+            if rc is not None:
+                msg += f" (exit code {rc})" if rc >= 0 else f" (killed by signal {-rc})"
         if tail:
             msg += f": {tail}"
         return WorkerError(msg.rstrip(".") + ". Run `install.py --check` to diagnose.")
@@ -168,7 +290,7 @@ class Worker:
         imports the engine while the caller reads the layer."""
         if dtype not in ITEMSIZE:
             raise WorkerError(f"Internal error: unknown pixel type {dtype!r}.")
-        if self.proc is None:
+        if self.proc is None and self.sock is None:
             self.start()
         header = {"op": op, "width": int(width), "height": int(height), "channels": int(channels),
                   "dtype": dtype, "options": options or {}}
@@ -180,11 +302,15 @@ class Worker:
 
         def writer():
             try:
-                self.proc.stdin.write(json.dumps(header).encode("utf-8") + b"\n")
+                self._in.write(json.dumps(header).encode("utf-8") + b"\n")
                 mv = memoryview(pixels or b"")
                 for i in range(0, len(mv), _CHUNK):
-                    self.proc.stdin.write(mv[i:i + _CHUNK])
-                self.proc.stdin.close()
+                    self._in.write(mv[i:i + _CHUNK])
+                self._in.flush()
+                if self.sock is not None:
+                    self.sock.shutdown(socket.SHUT_WR)
+                else:
+                    self._in.close()
             except (BrokenPipeError, OSError, ValueError) as exc:  # the worker went away: its answer says why
                 write_error.append(exc)
 
@@ -196,7 +322,7 @@ class Worker:
                 if cancelled is not None and cancelled():
                     self.kill()
                     raise Cancelled("Cancelled.")
-                line = self.proc.stdout.readline()
+                line = self._out.readline()
                 if not line:
                     raise self._died("without an answer")
                 try:
@@ -215,6 +341,7 @@ class Worker:
                             raise
                     continue
                 if not msg["ok"]:
+                    self._answered = True
                     err = str(msg.get("error") or "unknown error").strip()
                     raise WorkerError(f"AI Deblur failed: {err.rstrip('.')}.")
                 outputs = {}
@@ -227,12 +354,14 @@ class Worker:
                     n = ITEMSIZE[kind]
                     for s in shape:
                         n *= s
-                    outputs[out["name"]] = (shape, _read_exact(self.proc.stdout, n), kind)
+                    outputs[out["name"]] = (shape, _read_exact(self._out, n), kind)
+                self._answered = True
                 t.join(timeout=5)
-                try:
-                    self.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    self.kill()
+                if self.proc is not None:
+                    try:
+                        self.proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        self.kill()
                 return msg.get("report") or {}, outputs
         finally:
             t.join(timeout=1)

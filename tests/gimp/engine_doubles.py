@@ -1,7 +1,8 @@
 """Engine test doubles for the worker protocol tests (selected with AI_DEBLUR_ENGINE=engine_doubles).
 
 AI_DEBLUR_DOUBLE picks the behaviour: "ok" (default: a cheap sharpen, drops alpha to check the worker
-puts it back), "noisy" (prints to stdout from Python and C level), "raise", "nan", "slow", "identity" (returns its input).
+puts it back), "noisy" (prints to stdout from Python and C level), "raise", "nan", "slow", "identity" (returns its input),
+"crash" (a segmentation fault in the middle of a deblur).
 """
 import os
 import sys
@@ -30,6 +31,9 @@ def deblur(image, mode="auto", strength=50, kernel=None, *, mask="auto", progres
     b = _behaviour()
     if b == "raise":
         raise RuntimeError("deconvolution diverged")
+    if b == "crash":
+        print("Fatal Python error: Segmentation fault", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), 11)
     if b == "noisy":
         print("stray print from the engine")
         sys.stdout.flush()

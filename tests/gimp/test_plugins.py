@@ -133,6 +133,14 @@ def test_correction_adds_layer_above_source(results, case):
         assert rec["alpha_kept"], "alpha of the new layer differs from the source's"
 
 
+def test_later_calls_use_a_standby_worker(results):
+    """The first call of a GIMP session starts the engine; each call leaves a standby worker (engine
+    imported and warmed up) for the next one, which then skips the start-up costs."""
+    sources = [_case(results, c["id"])["report"]["plugin_timing"]["worker"] for c in CORRECTIONS]
+    assert sources[0] == "new process", sources
+    assert sources[1:].count("standby") >= len(sources[1:]) // 2, sources
+
+
 @pytest.mark.parametrize("case", CORRECTIONS, ids=[c["id"] for c in CORRECTIONS])
 def test_mask_values(results, case):
     rec = _case(results, case["id"])

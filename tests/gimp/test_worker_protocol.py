@@ -232,3 +232,129 @@ def test_client_config_fallback(tmp_path):
     (d / "ai-deblur.json").write_text("{broken")
     with pytest.raises(client.WorkerError):
         client.load_config(str(d))
+
+
+# ----------------------------------------------------------------------------- standby workers
+@pytest.fixture
+def standby_env(client_env, monkeypatch):
+    """Engine doubles, standby sockets in a short private folder (AF_UNIX paths are short), and a
+    stand-in for GIMP whose end must end the standby workers."""
+    import shutil
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="adb-", dir="/tmp")
+    monkeypatch.setenv("AI_DEBLUR_RUNTIME_DIR", folder)
+    monkeypatch.delenv("AI_DEBLUR_STANDBY", raising=False)
+    gimp = subprocess.Popen(["sleep", "600"])
+    yield client_env, gimp
+    gimp.kill()
+    gimp.wait()
+    _wait_for(lambda: not _standby_pids(folder), 10)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_for(cond, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def _standby_pids(folder):
+    out = subprocess.run(["pgrep", "-f", "--", "--standby " + folder], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _ready_standby(cfg, gimp):
+    path = client.standby_path(cfg)
+    assert path and client.spawn_standby(cfg, watch_pid=gimp.pid)
+    assert _wait_for(lambda: os.path.exists(path), 30), "the standby worker never listened"
+    return path
+
+
+pytestmark_posix = pytest.mark.skipif(os.name != "posix", reason="standby workers are POSIX-only")
+
+
+@pytestmark_posix
+def test_standby_serves_one_request_then_is_replaced(standby_env, monkeypatch):
+    cfg, gimp = standby_env
+    monkeypatch.setenv("AI_DEBLUR_DOUBLE", "identity")
+    path = _ready_standby(cfg, gimp)
+    first = _standby_pids(os.environ["AI_DEBLUR_RUNTIME_DIR"])
+    assert len(first) == 1
+    img = np.random.default_rng(1).integers(0, 256, (9, 11, 3)).astype(np.uint8)
+    w = client.Worker(cfg, standby=True, watch_pid=gimp.pid)
+    report, outputs = w.request("deblur", 11, 9, 3, img.tobytes(), {"mode": "focus"}, dtype="u8")
+    assert w.source == "standby" and report["mode"] == "focus"
+    np.testing.assert_array_equal(np.frombuffer(outputs["image"][1], np.uint8).reshape(9, 11, 3), img)
+    # used once, gone; a new one waits for the next request; no log file left behind
+    assert _wait_for(lambda: first[0] not in _standby_pids(os.environ["AI_DEBLUR_RUNTIME_DIR"]), 10)
+    assert _wait_for(lambda: os.path.exists(path), 30)
+    assert not [f for f in os.listdir(os.path.dirname(path)) if f.endswith(".log")
+                and str(first[0]) in f]
+    assert client.Worker(cfg, standby=True, watch_pid=gimp.pid).request("ping")[0]["protocol"] == 2
+
+
+@pytestmark_posix
+def test_standby_ends_with_gimp(standby_env):
+    cfg, gimp = standby_env
+    path = _ready_standby(cfg, gimp)
+    gimp.kill()
+    gimp.wait()
+    assert _wait_for(lambda: not os.path.exists(path) and not _standby_pids(os.environ["AI_DEBLUR_RUNTIME_DIR"]), 10)
+
+
+@pytestmark_posix
+def test_standby_is_not_shared_across_engine_settings(standby_env, monkeypatch):
+    """A standby started under other engine settings, or before the engine's files changed, is not used."""
+    cfg, gimp = standby_env
+    _ready_standby(cfg, gimp)
+    monkeypatch.setenv("AI_DEBLUR_DOUBLE", "identity")  # another behaviour: another socket
+    w = client.Worker(cfg, standby=True, watch_pid=gimp.pid)
+    w.request("ping")
+    assert w.source == "new process"
+
+
+@pytestmark_posix
+def test_stale_standby_is_refused(standby_env, tmp_path, monkeypatch):
+    import shutil
+    cfg, gimp = standby_env
+    engine_dir = tmp_path / "engine"
+    engine_dir.mkdir()
+    shutil.copy(os.path.join(HERE, "engine_doubles.py"), engine_dir / "engine_doubles.py")
+    monkeypatch.setenv("AI_DEBLUR_PYTHONPATH", str(engine_dir))
+    _ready_standby(cfg, gimp)
+    later = time.time() + 5
+    os.utime(engine_dir / "engine_doubles.py", (later, later))  # the engine was updated
+    w = client.Worker(cfg, standby=True, watch_pid=gimp.pid)
+    report, _ = w.request("ping")
+    assert w.source == "new process" and report["protocol"] == 2
+
+
+@pytestmark_posix
+def test_standby_cancel_and_crash(standby_env, monkeypatch):
+    cfg, gimp = standby_env
+    folder = os.environ["AI_DEBLUR_RUNTIME_DIR"]
+    monkeypatch.setenv("AI_DEBLUR_DOUBLE", "slow")
+    _ready_standby(cfg, gimp)
+    pid = _standby_pids(folder)[0]
+    calls = []
+    w = client.Worker(cfg, standby=True, watch_pid=gimp.pid)
+    t0 = time.monotonic()
+    with pytest.raises(client.Cancelled):
+        w.request("deblur", 6, 6, 3, np.zeros((6, 6, 3), np.float32).tobytes(), {},
+                  cancelled=lambda: calls.append(1) or len(calls) > 2)
+    assert w.source == "standby" and time.monotonic() - t0 < 10
+    assert _wait_for(lambda: pid not in _standby_pids(folder), 5), "the cancelled standby still runs"
+
+    monkeypatch.setenv("AI_DEBLUR_DOUBLE", "crash")
+    _ready_standby(cfg, gimp)
+    w = client.Worker(cfg, standby=True, watch_pid=gimp.pid)
+    with pytest.raises(client.WorkerError) as ei:
+        w.request("deblur", 6, 6, 3, np.zeros((6, 6, 3), np.float32).tobytes(), {})
+    assert w.source == "standby"
+    assert "stopped without an answer" in str(ei.value) and "Segmentation fault" in str(ei.value)
+    # a worker that crashed is not replaced by another standby
+    time.sleep(1.0)
+    assert not os.path.exists(client.standby_path(cfg))
