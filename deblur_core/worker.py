@@ -230,7 +230,11 @@ def _to_wire(arr, dtype):
     wire, scale = DTYPES[dtype]
     if scale is None:
         return np.ascontiguousarray(arr, dtype=wire)
-    out = np.multiply(arr, np.float32(scale), dtype=np.float32)
+    if dtype == "u8":
+        import cv2  # one multi-threaded pass: scale, round half to even, saturate
+        flat = arr.reshape(arr.shape[0], -1)
+        return np.ascontiguousarray(cv2.convertScaleAbs(flat, alpha=scale).reshape(arr.shape))
+    out = np.multiply(arr, np.float32(scale), dtype=np.float32)  # not in place: layers may share it
     out += np.float32(0.5)  # round half up; values are >= 0
     return np.ascontiguousarray(out.astype(wire))
 
@@ -255,7 +259,9 @@ def _finish_image(out, src):
             out = np.concatenate([out, s3[:, :, -1:]], axis=2)
         else:
             raise RuntimeError(f"the engine returned {out.shape[2]} channels, expected {c}")
-    out = np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
+    if np.shares_memory(out, src) or not out.flags.writeable:
+        out = out.copy()  # cleaned in place below
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     np.clip(out, 0.0, 1.0, out=out)
     if c in (2, 4):  # alpha is never touched
         out[:, :, -1] = src[:, :, -1]
@@ -271,7 +277,7 @@ def _finish_mask(mask, h, w):
         m = m[:, :, 0]
     if m.shape != (h, w):
         raise RuntimeError(f"the engine returned a mask of shape {m.shape}, expected {(h, w)}")
-    m = np.nan_to_num(m, nan=1.0, posinf=1.0, neginf=0.0)
+    m = np.nan_to_num(m, nan=1.0, posinf=1.0, neginf=0.0)  # a copy: the engine may keep its mask
     np.clip(m, 0.0, 1.0, out=m)
     return np.ascontiguousarray(m, dtype="<f4")
 
@@ -449,17 +455,22 @@ def serve(stdin, chan, engine_import=None):
     return 0
 
 
+_WATCHING_PARENT = threading.Event()
+
+
 def _watch_parent(interval=1.0):
-    """Exit when the plug-in that started us is gone (GIMP cancelled or crashed): no orphans."""
+    """Exit when the plug-in that started us is gone (GIMP cancelled or crashed): no orphans. Switched
+    off when the worker, its request answered, goes on as a standby worker."""
     if os.name != "posix":
         return
     parent = os.getppid()
+    _WATCHING_PARENT.set()
 
     def loop():
         import time
-        while True:
+        while _WATCHING_PARENT.is_set():
             time.sleep(interval)
-            if os.getppid() != parent:
+            if _WATCHING_PARENT.is_set() and os.getppid() != parent:
                 os._exit(3)
 
     threading.Thread(target=loop, daemon=True, name="parent-watch").start()
@@ -499,60 +510,108 @@ def _pid_alive(pid):
     return True
 
 
-def standby(path, idle=600.0, watch_pid=0):
-    """Serve one request on the Unix socket ``path`` (see the module docstring); returns the exit code."""
+MAX_REQUESTS = 100        # a standby worker then makes way for a fresh process
+MAX_IDLE_RSS_MB = 1500    # ... and so does one that kept this much memory after a request
+
+
+def _rss_mb():
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _release_memory():
+    """Give the last request's memory back to the system while we wait (glibc keeps freed heap)."""
+    import gc
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _log_to(path):
+    """Point fds 1 and 2 (and sys.stdout / sys.stderr) at the standby worker's log, emptied."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 2)
+    os.dup2(fd, 1)
+    os.close(fd)
+    sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
+def _wait_for_client(path, idle, watch_pid):
+    """Listen on ``path`` until one client connects (returns the socket) or it is time to go (None)."""
     import fcntl
     import select
     import socket
     import time
 
-    # One standby per socket: the lock is held while this process waits, released once it has a client
-    # (so the next standby can start while this one works).
+    # One waiting worker per socket: the lock is held while it waits, released once it has a client
+    # (so another can take its place while it works).
     lock = open(path + ".lock", "a+b")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        return 0  # another standby is already waiting
-    log = path + ".%d.log" % os.getpid()
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(fd, 2)
-    os.dup2(fd, 1)
-    os.close(fd)
-    sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False)
-    token = _engine_token()
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(1)
-    engine_import = _EngineImport(warm=True)
-    deadline = time.monotonic() + float(idle)
+        lock.close()
+        return None  # another standby worker is already waiting
     conn = None
     try:
-        while conn is None:
-            if select.select([server], [], [], 1.0)[0]:
-                conn, _ = server.accept()
-                engine_import.connected.set()
-            elif time.monotonic() > deadline or not _pid_alive(watch_pid):
-                break
-    finally:
-        # Nobody else may connect to this (single-use) process; then the next standby may start.
-        server.close()
         _remove(path)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            server.bind(path)
+            server.listen(1)
+            deadline = time.monotonic() + float(idle)
+            while conn is None:
+                if select.select([server], [], [], 1.0)[0]:
+                    conn, _ = server.accept()
+                elif time.monotonic() > deadline or not _pid_alive(watch_pid):
+                    break
+        finally:
+            server.close()
+            _remove(path)  # nobody may connect to a busy worker
+    finally:
         lock.close()
-    if conn is None:
+    return conn
+
+
+def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0):
+    """Answer requests on the Unix socket ``path``, one client at a time (see the module docstring),
+    until ``idle`` seconds pass without one, the process ``watch_pid`` is gone, the engine's files
+    change, a client goes away mid-request (cancel), or :data:`MAX_REQUESTS`; returns the exit code."""
+    log = path + ".%d.log" % os.getpid()
+    _log_to(log)
+    token = _engine_token()
+    if engine_import is None:
+        engine_import = _EngineImport(warm=True)
+    rc = 0
+    try:
+        while served < MAX_REQUESTS:
+            conn = _wait_for_client(path, idle, watch_pid)
+            if conn is None:
+                return 0
+            engine_import.connected.set()
+            with conn:
+                chan = Channel(conn.makefile("wb"))
+                if _engine_token() != token:
+                    chan.line({"stale": True})
+                    return 0
+                os.ftruncate(2, 0)  # the log holds this request's messages only
+                os.lseek(2, 0, os.SEEK_SET)
+                chan.line({"standby": os.getpid(), "protocol": PROTOCOL_VERSION, "log": log})
+                rc = _serve_guarded(conn.makefile("rb"), chan, engine_import)
+            served += 1
+            if rc not in (0, 1):  # the client went away (cancel): start afresh next time
+                return rc
+            _release_memory()
+            if _rss_mb() > MAX_IDLE_RSS_MB:
+                return 0
+        return rc
+    finally:
         _remove(log)
-        return 0
-    rfile = conn.makefile("rb")
-    chan = Channel(conn.makefile("wb"))
-    if _engine_token() != token:
-        chan.line({"stale": True})
-        _remove(log)
-        return 0
-    chan.line({"standby": os.getpid(), "protocol": PROTOCOL_VERSION, "log": log})
-    return _serve_guarded(rfile, chan, engine_import)
 
 
 def _remove(path):
@@ -586,13 +645,15 @@ def _serve_guarded(stdin, chan, engine_import):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--standby"]:
-        import argparse
-        ap = argparse.ArgumentParser(prog="python -m deblur_core.worker")
-        ap.add_argument("--standby", required=True, metavar="SOCKET")
-        ap.add_argument("--idle", type=float, default=600.0, help="seconds to wait for a request")
-        ap.add_argument("--watch-pid", type=int, default=0, help="exit when this process is gone")
-        a = ap.parse_args(argv)
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m deblur_core.worker")
+    ap.add_argument("--standby", metavar="SOCKET", help="serve requests on this Unix socket (POSIX)")
+    ap.add_argument("--stdin-first", action="store_true",
+                    help="with --standby: answer the request on stdin first, then go on as a standby worker")
+    ap.add_argument("--idle", type=float, default=600.0, help="seconds a standby worker waits for a request")
+    ap.add_argument("--watch-pid", type=int, default=0, help="a standby worker exits when this process is gone")
+    a = ap.parse_args(argv)
+    if a.standby and not a.stdin_first:
         return standby(a.standby, a.idle, a.watch_pid)
     # Keep stdout for the protocol: the protocol writes to a private dup of fd 1, and fd 1 / sys.stdout
     # become stderr, so stray prints (ours, the engine's, C libraries') cannot corrupt the stream.
@@ -602,7 +663,20 @@ def main(argv=None):
     chan = Channel(proto)
     engine_import = _EngineImport()
     _watch_parent()
-    return _serve_guarded(sys.stdin.buffer, chan, engine_import)
+    rc = _serve_guarded(sys.stdin.buffer, chan, engine_import)
+    if not a.standby or rc not in (0, 1):
+        return rc
+    # Answered: hand the pipes back (the plug-in reads to EOF) and wait for the next request, warm.
+    _WATCHING_PARENT.clear()
+    try:
+        proto.close()
+    except OSError:
+        pass
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    _release_memory()
+    return standby(a.standby, a.idle, a.watch_pid, engine_import, served=1)
 
 
 if __name__ == "__main__":

@@ -126,6 +126,11 @@ def standby_path(config):
     return path if len(path.encode("utf-8")) < 100 else None  # AF_UNIX path limit
 
 
+def _standby_args(path, watch_pid):
+    watch = os.getppid() if watch_pid is None else int(watch_pid)
+    return ["--standby", path, "--idle", str(STANDBY_IDLE_S), "--watch-pid", str(watch)]
+
+
 def spawn_standby(config, watch_pid=None):
     """Start a worker that imports and warms up the engine now and waits for the next request.
     Best effort: returns False when standby workers are off or cannot start."""
@@ -135,10 +140,9 @@ def spawn_standby(config, watch_pid=None):
     python, repo = config["python"], config["repo"]
     if not path or not os.path.exists(python):
         return False
-    watch = os.getppid() if watch_pid is None else int(watch_pid)
     try:
-        subprocess.Popen([python, "-m", WORKER_MODULE, "--standby", path, "--idle", str(STANDBY_IDLE_S),
-                          "--watch-pid", str(watch)], cwd=repo if os.path.isdir(repo) else None,
+        subprocess.Popen([python, "-m", WORKER_MODULE] + _standby_args(path, watch_pid),
+                         cwd=repo if os.path.isdir(repo) else None,
                          env=_worker_env(repo), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     except OSError:
@@ -147,11 +151,12 @@ def spawn_standby(config, watch_pid=None):
 
 
 class Worker:
-    """One request to one worker process: a standby one when it is waiting, else a new one.
+    """One request to a worker process: the standby one when it is waiting, else a new one.
 
-    With ``standby=True`` (the plug-in) a used worker is replaced by a new standby one after the
-    request, so the next request skips the process start, the imports and the first-call costs
-    (``watch_pid``: the process whose end ends the standby; default: our parent, GIMP)."""
+    With ``standby=True`` (the plug-in) the worker, once it has answered, stays as the standby worker
+    for the next request, which then skips the process start, the imports and the first-call costs
+    (``watch_pid``: the process whose end ends it; default: our parent, GIMP). A worker killed by a
+    cancel is replaced by a new standby one; one that crashed is not."""
 
     def __init__(self, config=None, standby=False, watch_pid=None):
         self.config = config or load_config()
@@ -164,8 +169,10 @@ class Worker:
         self.source = None       # "standby" or "new process"
         self._in = self._out = None
         self._stderr = None
+        self._stays = False      # the worker goes on as the standby worker after answering
+        self._dead = False
         self._answered = False
-        self._respawn = False
+        self._respawn = False    # start a standby worker in close() (ours was killed by a cancel)
 
     # -- process --------------------------------------------------------------------------------
     def start(self):
@@ -179,8 +186,12 @@ class Worker:
         kwargs = {}
         if os.name == "posix":
             kwargs["start_new_session"] = True  # our kill() takes the whole group
+        argv = [python, "-m", WORKER_MODULE]
+        path = standby_path(self.config) if self.standby else None
+        if path:
+            argv += _standby_args(path, self.watch_pid) + ["--stdin-first"]  # then it stays, warm
         try:
-            self.proc = subprocess.Popen([python, "-m", WORKER_MODULE], cwd=repo if os.path.isdir(repo) else None,
+            self.proc = subprocess.Popen(argv, cwd=repo if os.path.isdir(repo) else None,
                                          env=_worker_env(repo), stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=self._stderr, **kwargs)
         except OSError as exc:
@@ -188,7 +199,7 @@ class Worker:
                               "run install.py again.") from None
         self._in, self._out = self.proc.stdin, self.proc.stdout
         self.source = "new process"
-        self._respawn = self.standby
+        self._stays = bool(path)
 
     def _connect_standby(self):
         path = standby_path(self.config)
@@ -209,12 +220,17 @@ class Worker:
         self.sock, self._out, self._in = sock, rfile, sock.makefile("wb")
         self.pid, self.log = int(hello["standby"]), hello.get("log")
         self.source = "standby"
-        self._respawn = True
+        self._stays = True
         return True
 
     def kill(self):
+        """Stop the worker unless it answered and stays as the standby worker."""
+        if self._answered and self._stays:
+            return
+        if self._stays and self.standby and not self._dead:
+            self._respawn = True  # cancelled: the next request should not pay for a cold start
         if self.sock is not None:
-            if not self._answered and self.pid:
+            if self.pid:
                 try:
                     os.killpg(self.pid, signal.SIGKILL)  # its own session: the group is just the worker
                 except OSError:
@@ -246,17 +262,12 @@ class Worker:
                     fh.close()
             except OSError:
                 pass
-        if self.log and self._answered:
-            try:
-                os.unlink(self.log)
-            except OSError:
-                pass
         if self._respawn:
             self._respawn = False
             spawn_standby(self.config, self.watch_pid)
 
     def _died(self, what):
-        self._respawn = False  # a worker that dies would die again: no standby for the next call
+        self._dead = True  # a worker that dies would die again: no standby for the next call
         msg = f"The AI Deblur engine stopped {what}"
         if self.sock is not None:
             tail = ""
@@ -357,7 +368,7 @@ class Worker:
                     outputs[out["name"]] = (shape, _read_exact(self._out, n), kind)
                 self._answered = True
                 t.join(timeout=5)
-                if self.proc is not None:
+                if self.proc is not None and not self._stays:
                     try:
                         self.proc.wait(timeout=30)
                     except subprocess.TimeoutExpired:
