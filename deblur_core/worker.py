@@ -1,6 +1,7 @@
 """The process GIMP's plug-ins talk to: `<venv python> -m deblur_core.worker` (cwd / PYTHONPATH = repo root).
 
-Protocol (one request per process; cancel = the plug-in kills the process):
+Protocol (one request per connection: stdin / stdout, or a standby worker's socket, below; cancel = the
+plug-in kills the process):
 
 request, on stdin:
     one JSON line  {"op": "deblur" | "analyze" | "ping", "width": W, "height": H, "channels": C,
@@ -31,13 +32,14 @@ mask (or the original), as the new layer with its mask will look.
 stdout carries the protocol only: everything else printed in this process (Python or C libraries)
 goes to stderr, which the plug-in keeps for its error messages.
 
-Standby (``-m deblur_core.worker --standby SOCKET``, POSIX): the same one-request protocol over a Unix
-socket, from a process started *before* the request. It imports the engine and warms it up
-(:func:`deblur_core.warm_up`), then waits for one client; the client reads one hello line
-``{"standby": pid, "protocol": 2, "log": path}`` (or ``{"stale": true}`` when the engine's files
-changed since it started) and then speaks the protocol above. A standby serves exactly one request, so
-a crash or a cancel (the client kills it) costs nothing more than a cold worker would; it exits unused
-after ``--idle`` seconds or as soon as the process ``--watch-pid`` (GIMP) is gone.
+Standby (POSIX): ``-m deblur_core.worker --standby SOCKET [--stdin-first]`` serves the same protocol
+over a Unix socket, one client at a time, with the engine imported and warm. With ``--stdin-first``
+the process first answers the request on stdin (a plug-in's new worker) and then goes on as the
+standby; without it, it starts waiting at once (after a warm-up, :func:`deblur_core.warm_up`). Each
+client first reads one hello line ``{"standby": pid, "protocol": 2, "log": path}`` (or
+``{"stale": true}`` when the engine's files changed since the worker started). A standby worker exits
+after ``--idle`` seconds without a request, as soon as the process ``--watch-pid`` (GIMP) is gone,
+when a client leaves mid-request (cancel: the client kills it), or after :data:`MAX_REQUESTS`.
 """
 from __future__ import annotations
 
