@@ -230,9 +230,10 @@ class Worker:
         if self._stays and self.standby and not self._dead:
             self._respawn = True  # cancelled: the next request should not pay for a cold start
         if self.sock is not None:
-            if self.pid:
+            pid, self.pid = self.pid, None  # once: the pid could be reused after the worker is gone
+            if pid:
                 try:
-                    os.killpg(self.pid, signal.SIGKILL)  # its own session: the group is just the worker
+                    os.killpg(pid, signal.SIGKILL)  # its own session: the group is just the worker
                 except OSError:
                     pass
             return
