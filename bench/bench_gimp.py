@@ -79,7 +79,8 @@ for i in range(%(repeat)d):
     status, values = call_procedure(%(proc)r, image, [layer], **%(args)r)
     if status != "success":
         break
-    timing = (json.loads(values[1] or "{}") or {}).get("plugin_timing") or {}
+    rep = json.loads(values[1] or "{}") or {}
+    timing = dict(rep.get("plugin_timing") or {}, engine_s=rep.get("engine_s"))
     RESULT["procedure_runs"].append([time.monotonic() - t0, timing])
     RESULT["new_layer"] = image.get_layers()[0].get_name()
     for extra in image.get_layers()[:-1]:  # keep only the source (at the bottom) for the next run
@@ -187,10 +188,15 @@ def main():
     print("-" * 84)
     for name, sec, over in rows:
         print(f"{name:<62} {sec:>9.2f} {'' if over is None else f'{over:>+11.2f}'}")
-    print("\ninside each GIMP call (read layer / worker: engine + transfer / write new layer + mask):")
+    print("\ninside each GIMP call (read layer / worker: engine + transfer / write new layer + mask), and the"
+          "\noverhead over deblur() timed inside that call's worker (immune to the machine's drift between")
+    print("the engine-alone runs above and the GIMP session):")
     for i, (sec, t) in enumerate(runs):
+        eng = t.get("engine_s") or float("nan")
         print(f"  call {i + 1}: {sec:.2f} s = read {t.get('read_s', 0):.2f} + worker {t.get('worker_s', 0):.2f} "
-              f"({t.get('worker', '?')}) + write {t.get('write_s', 0):.2f}")
+              f"({t.get('worker', '?')}; its deblur() {eng:.2f}) + write {t.get('write_s', 0):.2f}"
+              f" + GIMP's call {sec - t.get('read_s', 0) - t.get('worker_s', 0) - t.get('write_s', 0):.2f}"
+              f" -> {sec - eng:+.2f} s over its deblur()")
     print(f"PNG load in GIMP: {res['load_s']:.2f} s; new layer: {res['layers'][0]}")
 
 

@@ -430,8 +430,11 @@ def serve(stdin, chan, engine_import=None):
         if kernel.ndim != 2 or kernel.size == 0 or not np.isfinite(kernel).all():
             raise ProtocolError("the kernel option must be a non-empty 2-D list of numbers")
     progress(0.0, f"Starting {mode} deblur")
+    import time
+    t0 = time.perf_counter()
     res = eng.deblur(image, mode=mode, strength=strength, kernel=kernel, mask=mask,
                      progress=progress, **extra)
+    engine_s = time.perf_counter() - t0
     out = _finish_image(res.image, image)
     m = _finish_mask(getattr(res, "mask", None), h, w)
     blend = opts.get("preview_blend")  # dialog previews: show the result as the layer mask will
@@ -441,6 +444,7 @@ def serve(stdin, chan, engine_import=None):
         out = np.clip(src + (out - src) * weight, 0.0, 1.0).astype(np.float32)
     report = dict(getattr(res, "report", None) or {})
     report.setdefault("title", f"AI Deblur: {mode}, {strength:g}%")
+    report["engine_s"] = round(engine_s, 3)  # deblur() alone, for the round-trip benchmark
     mdtype = _mask_dtype(dtype)
     buffers = [("image", _to_wire(out, dtype), dtype), ("mask", _to_wire(m, mdtype), mdtype)]
     # The layers a retoucher would build (old photo: background + subjects; subject mask: background

@@ -156,3 +156,26 @@ def test_mass_extent_and_final_trim():
     out = blind._final_trim(k2 / k2.sum())
     assert out.shape[0] <= 15                            # the speck does not keep the 31 px window
     assert abs(float(out.sum()) - 1) < 1e-6
+
+
+def test_clean_kernel_keeps_unevenly_exposed_trajectory():
+    """A trajectory ending in a bright dot has its centre of mass far from the middle of its
+    extent; re-centring between iterations must not cut its other end off a tight window."""
+    from deblur_core import blind
+    k = np.zeros((21, 21))
+    k[10, 0:21] = 1.0                                    # a line filling the window...
+    k[10, 0] = 40.0                                      # ...with a bright dot at one end
+    k /= k.sum()
+    out = blind._clean_kernel(k, 0.0, 0.0)
+    assert out.shape == k.shape
+    assert np.allclose(out, k)                           # nothing shifted out, nothing lost
+
+
+def test_multi_start_candidates():
+    from deblur_core import blind
+    luma = np.random.default_rng(0).random((96, 96)).astype(np.float32)
+    starts = blind._starts(luma, 3)
+    assert starts[0] is None and len(starts) == 3
+    for s in starts:
+        k = blind._initial_kernel(9, s)
+        assert k.shape == (9, 9) and abs(k.sum() - 1) < 1e-9 and np.all(k >= 0)
