@@ -529,14 +529,10 @@ def _rss_mb():
 
 
 def _release_memory():
-    """Give the last request's memory back to the system while we wait (glibc keeps freed heap)."""
+    """Drop the last request's Python objects while we wait. The C heap is left as it is: handing it
+    back (malloc_trim) made the next 12 MP request 0.8 s slower, every page faulted in again."""
     import gc
     gc.collect()
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _log_to(path):
