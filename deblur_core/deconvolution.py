@@ -25,7 +25,7 @@ from .tiling import needs_tiling, process_tiled
 # (plus context): the solvers hold ~8 photo-sized float32 arrays, which for 24 MP colour was 3.3 GB.
 # Up to 16 MP one piece stays under 2 GB (12 MP: 1.7 GB) and is faster: tiles compute their context
 # twice (12 MP hyper-Laplacian in 2x2 tiles: ~1.4x the time).
-TILE = 3072
+TILE = 2560
 TILED_ABOVE = 16_000_000
 
 __all__ = ["wiener", "hyper_laplacian", "deconvolve", "estimate_noise", "gradient_otfs", "linear_luminance",
