@@ -8,8 +8,8 @@ process fed 8-bit pixels through pipes, as the plug-in does for an 8-bit layer),
 in GIMP batch mode (read the layer, worker, write the new layer and its mask), with the overheads in
 seconds. Engine and worker timings are the best of --repeat runs (the machine is shared: the minimum is
 the least disturbed run). The GIMP calls repeat inside one GIMP session, on the same layer, --pause
-seconds apart: the first call starts a new worker process; each call leaves a standby worker (engine
-imported and warmed up) that the next call uses, so first and later calls are shown apart.
+seconds apart: the first call starts a new worker process, which then stays as the standby worker
+(engine imported and warm) for the later calls, so first and later calls are shown apart.
 """
 from __future__ import annotations
 

@@ -134,10 +134,12 @@ def _read_region(image, drawable):
 
 
 def _engine_call(op, image, drawable, options, progress):
-    """Start the engine, read the layer's region while it imports, send the request.
+    """Reach the engine (the standby worker, or a new one that imports while GIMP reads the layer's
+    region), send the request.
 
     Returns ((x, y, w, h, fmt, channels, dtype), report, outputs, timing {read_s, worker_s, worker});
-    engine failures come back as PlugInError, and the engine process is always gone afterwards."""
+    engine failures come back as PlugInError. Afterwards the worker is either gone or waiting, idle,
+    as the standby for the next call."""
     worker = client.Worker(standby=True)
     try:
         worker.start()  # a waiting standby worker, or a new one that imports while GIMP reads the layer
@@ -263,8 +265,7 @@ def _run_correction(procedure, mode, image, drawable, config):
     options.update(_mode_options(mode, config))
     Gimp.progress_init(_("AI Deblur: %s") % mode)
     Gimp.progress_update(0.02)
-    region, report, outputs, timing = _engine_call("deblur", image, drawable, options,
-                                                              _progress(0.05, 0.85))
+    region, report, outputs, timing = _engine_call("deblur", image, drawable, options, _progress(0.05, 0.85))
     x, y, w, h, fmt, channels, dtype = region
     img_shape, img_bytes, img_dtype = outputs.get("image", (None, None, None))
     if img_bytes is None or list(img_shape) != [h, w, channels] or img_dtype != dtype:

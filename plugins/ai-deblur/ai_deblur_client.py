@@ -131,20 +131,24 @@ def _standby_args(path, watch_pid):
     return ["--standby", path, "--idle", str(STANDBY_IDLE_S), "--watch-pid", str(watch)]
 
 
+def _popen_worker(config, args, **kwargs):
+    """``<engine python> -m deblur_core.worker ARGS`` in the repo, with the worker's environment."""
+    repo = config["repo"]
+    return subprocess.Popen([config["python"], "-m", WORKER_MODULE] + list(args),
+                            cwd=repo if os.path.isdir(repo) else None, env=_worker_env(repo), **kwargs)
+
+
 def spawn_standby(config, watch_pid=None):
     """Start a worker that imports and warms up the engine now and waits for the next request.
     Best effort: returns False when standby workers are off or cannot start."""
     if not standby_enabled():
         return False
     path = standby_path(config)
-    python, repo = config["python"], config["repo"]
-    if not path or not os.path.exists(python):
+    if not path or not os.path.exists(config["python"]):
         return False
     try:
-        subprocess.Popen([python, "-m", WORKER_MODULE] + _standby_args(path, watch_pid),
-                         cwd=repo if os.path.isdir(repo) else None,
-                         env=_worker_env(repo), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        _popen_worker(config, _standby_args(path, watch_pid), stdin=subprocess.DEVNULL,
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     except OSError:
         return False
     return True
@@ -176,9 +180,10 @@ class Worker:
 
     # -- process --------------------------------------------------------------------------------
     def start(self):
-        if self.standby and self._connect_standby():
+        path = standby_path(self.config) if self.standby else None
+        if path and self._connect_standby(path):
             return
-        python, repo = self.config["python"], self.config["repo"]
+        python = self.config["python"]
         if not os.path.exists(python):
             raise WorkerError(f"The AI Deblur engine's Python ({python}) does not exist; "
                               "run install.py again.")
@@ -186,14 +191,10 @@ class Worker:
         kwargs = {}
         if os.name == "posix":
             kwargs["start_new_session"] = True  # our kill() takes the whole group
-        argv = [python, "-m", WORKER_MODULE]
-        path = standby_path(self.config) if self.standby else None
-        if path:
-            argv += _standby_args(path, self.watch_pid) + ["--stdin-first"]  # then it stays, warm
+        args = _standby_args(path, self.watch_pid) + ["--stdin-first"] if path else []  # then it stays, warm
         try:
-            self.proc = subprocess.Popen(argv, cwd=repo if os.path.isdir(repo) else None,
-                                         env=_worker_env(repo), stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=self._stderr, **kwargs)
+            self.proc = _popen_worker(self.config, args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=self._stderr, **kwargs)
         except OSError as exc:
             raise WorkerError(f"The AI Deblur engine could not be started with {python} ({exc.strerror or exc}); "
                               "run install.py again.") from None
@@ -201,9 +202,8 @@ class Worker:
         self.source = "new process"
         self._stays = bool(path)
 
-    def _connect_standby(self):
-        path = standby_path(self.config)
-        if not path or not os.path.exists(path):
+    def _connect_standby(self, path):
+        if not os.path.exists(path):
             return False
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:

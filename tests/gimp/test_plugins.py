@@ -134,8 +134,8 @@ def test_correction_adds_layer_above_source(results, case):
 
 
 def test_later_calls_use_a_standby_worker(results):
-    """The first call of a GIMP session starts the engine; each call leaves a standby worker (engine
-    imported and warmed up) for the next one, which then skips the start-up costs."""
+    """The first call of a GIMP session starts the engine; having answered, that worker stays as the
+    standby (engine imported and warm) for the next calls, which then skip the start-up costs."""
     sources = [_case(results, c["id"])["report"]["plugin_timing"]["worker"] for c in CORRECTIONS]
     assert sources[0] == "new process", sources
     assert sources[1:].count("standby") >= len(sources[1:]) // 2, sources
