@@ -103,15 +103,14 @@ def features(image: np.ndarray, *, max_side: int = 2048) -> dict:
 
 def _spectrum_features(grid: np.ndarray) -> list:
     """Radial decay of the log power (each band against the lowest) and its orientation spread."""
-    with np.errstate(invalid="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            rad = np.nanmean(grid, axis=0)
-            out = [rad[j] - rad[0] for j in range(1, grid.shape[1])]
-            for j in (2, 4, 6):
-                d = grid[:, j] - grid[:, 0]
-                out.append(np.nanmax(d) - np.nanmin(d))
+    import warnings
+    with warnings.catch_warnings():  # all-NaN bands (tiny images): NaN features, zeroed by the caller
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rad = np.nanmean(grid, axis=0)
+        out = [rad[j] - rad[0] for j in range(1, grid.shape[1])]
+        for j in (2, 4, 6):
+            d = grid[:, j] - grid[:, 0]
+            out.append(np.nanmax(d) - np.nanmin(d))
     return [float(v) for v in out]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 __all__ = [
     "to_float", "from_float", "split_alpha", "merge_alpha", "srgb_to_linear", "linear_to_srgb",
-    "luminance", "rgb_to_opponent", "opponent_to_rgb", "validate_image",
+    "luminance", "linear_luminance", "rgb_to_opponent", "opponent_to_rgb", "validate_image",
 ]
 
 # Rec. 709 / sRGB luminance weights (linear light).
@@ -112,6 +112,19 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     if rgb.ndim == 2:
         return rgb.astype(np.float32, copy=False)
     return np.tensordot(rgb, LUMA, axes=([2], [0])).astype(np.float32)
+
+
+def linear_luminance(image: np.ndarray, *, linear: bool = True) -> np.ndarray:
+    """Rec. 709 luminance in linear light of an sRGB-encoded (H, W) or (H, W, 3) photo, one channel at
+    a time (no photo-sized linear copy; ``linear=False``: the image is linear already)."""
+    img = np.asarray(image, np.float32)
+    conv = srgb_to_linear if linear else (lambda c: np.clip(c, 0.0, 1.0))
+    if img.ndim == 2:
+        return conv(img)
+    out = np.zeros(img.shape[:2], np.float32)
+    for c in range(3):
+        out += np.float32(LUMA[c]) * conv(img[..., c])
+    return out
 
 
 # An orthogonal-ish opponent transform: Y carries the detail, the two chroma planes little of it.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .color import LUMA, linear_to_srgb, opponent_to_rgb, rgb_to_opponent, srgb_to_linear
+from .color import linear_luminance, linear_to_srgb, opponent_to_rgb, rgb_to_opponent, srgb_to_linear
 from .fftutils import irfft2, pad_for_deconvolution, psf2otf, rfft2
 from .kernels import normalize
 from .tiling import needs_tiling, process_tiled
@@ -28,7 +28,7 @@ from .tiling import needs_tiling, process_tiled
 TILE = 2560
 TILED_ABOVE = 16_000_000
 
-__all__ = ["wiener", "hyper_laplacian", "deconvolve", "estimate_noise", "gradient_otfs", "linear_luminance",
+__all__ = ["wiener", "hyper_laplacian", "deconvolve", "estimate_noise", "gradient_otfs",
            "tile_context", "tile_plan", "TILE", "TILED_ABOVE"]
 
 
@@ -180,19 +180,6 @@ def tile_plan(shape, tile: int | None) -> int:
         return TILE if needs_tiling(shape, TILE, TILED_ABOVE) else 0
     tile = int(tile)
     return tile if tile and needs_tiling(shape, tile) else 0
-
-
-def linear_luminance(image: np.ndarray, *, linear: bool = True) -> np.ndarray:
-    """Rec. 709 luminance in linear light of an sRGB-encoded (H, W) or (H, W, 3) photo, one channel at
-    a time (no photo-sized linear copy; ``linear=False``: the image is linear already)."""
-    img = np.asarray(image, np.float32)
-    conv = srgb_to_linear if linear else (lambda c: np.clip(c, 0.0, 1.0))
-    if img.ndim == 2:
-        return conv(img)
-    out = np.zeros(img.shape[:2], np.float32)
-    for c in range(3):
-        out += np.float32(LUMA[c]) * conv(img[..., c])
-    return out
 
 
 def estimate_noise(image: np.ndarray, *, jpeg_robust: bool = False, window: int | None = None) -> float:
