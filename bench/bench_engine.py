@@ -254,7 +254,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", nargs="*", default=["classify", "nonblind", "auto", "speed"])
     ap.add_argument("--network", action="store_true", help="include the network path in the non-blind table")
-    ap.add_argument("--no-network-speed", action="store_true", help="leave the 24 MP network line out of --only speed")
+    ap.add_argument("--no-network-speed", action="store_true", help="leave the network lines (12 and 24 MP) out of --only speed")
     ap.add_argument("--speed-jobs", nargs="*", metavar="WORD",
                     help="--only speed: run only the jobs whose label contains one of these words (e.g. network hyper)")
     a = ap.parse_args(argv)
