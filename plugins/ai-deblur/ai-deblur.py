@@ -389,9 +389,10 @@ def _kernel_layer(image, drawable, report, view):
 
 def _run_analyze(procedure, run_mode, image, drawable, config):
     Gimp.progress_init(_("AI Deblur: analyzing blur"))
-    _region, report, outputs, _timing = _engine_call(
+    _region, report, outputs, timing = _engine_call(
         "analyze", image, drawable, {"want_kernel": bool(config.get_property("show-kernel"))},
         _progress(0.05, 0.9))
+    report["plugin_timing"] = timing
     layer = None
     if config.get_property("show-kernel"):
         image.undo_group_start()
@@ -564,6 +565,9 @@ class PreviewController:
 
 def _dialog(procedure, config, drawable, mode):
     GimpUi.init(PLUG_IN_BINARY)
+    started = client.ensure_standby()  # the engine warms up while the user chooses
+    if os.environ.get("AI_DEBLUR_DEBUG"):
+        print("ai-deblur: standby started at dialog open: %s" % started, file=sys.stderr)
     dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
     preview = None
     try:

@@ -154,6 +154,23 @@ def spawn_standby(config, watch_pid=None):
     return True
 
 
+def ensure_standby(config=None, watch_pid=None):
+    """Start a standby worker unless one is already waiting (its socket exists). The plug-in calls it
+    when its dialog opens: the engine imports and warms up while the user picks the options, so OK
+    (or the preview's first request) skips the cold start. Best effort: returns whether one was
+    started."""
+    if not standby_enabled():
+        return False
+    try:
+        config = config or load_config()
+        path = standby_path(config)
+    except Exception:  # noqa: BLE001 - no config yet: the real call reports it
+        return False
+    if not path or os.path.exists(path):
+        return False
+    return spawn_standby(config, watch_pid)
+
+
 class Worker:
     """One request to a worker process: the standby one when it is waiting, else a new one.
 

@@ -6,6 +6,7 @@ that many milliseconds and once the preview has shown its first result (at most 
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -64,3 +65,39 @@ def test_dialog_with_preview_runs_interactively(gimp_profile, display, zoom):
     assert "ai-deblur preview: drew" in log, "the preview never showed a result:\n" + log[-3000:]
     assert f"zoom {100 * zoom}%" in log, log[-3000:]
     assert "no preview" not in log
+
+
+ANALYZE_FIRST = r'''
+import json
+w, h = 320, 240
+img = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
+lay = Gimp.Layer.new(img, "source", w, h, Gimp.ImageType.RGB_IMAGE, 100, Gimp.LayerMode.NORMAL)
+img.insert_layer(lay, None, 0)
+proc = Gimp.get_pdb().lookup_procedure("plug-in-ai-deblur-analyze")
+config = proc.create_config()
+config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+config.set_property("image", img)
+config.set_core_object_array("drawables", [lay])
+res = proc.run(config)
+RESULT["status"] = res.index(0).value_nick
+RESULT["report"] = json.loads(res.index(2))
+img.delete()
+'''
+
+
+def test_dialog_warms_the_engine_while_open(gimp_profile, display):
+    """The first call of a GIMP session, made from the dialog, finds the engine already started:
+    the dialog starts a standby worker as it opens (here a dialog without a preview, which would
+    otherwise start one itself), so OK skips the process start and the imports."""
+    runtime = tempfile.mkdtemp(prefix="aid-")  # short: a Unix socket path has at most 107 bytes
+    try:
+        res = gimp_batch.run_python(ANALYZE_FIRST, profile=str(gimp_profile), timeout=300, check=False,
+                                    extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "4000",
+                                               "AI_DEBLUR_DEBUG": "1", "AI_DEBLUR_RUNTIME_DIR": runtime})
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+    log = res.get("_log", "")
+    assert "error" not in res, res.get("traceback", "") + log[-3000:]
+    assert res["status"] == "success", log[-3000:]
+    assert "standby started at dialog open: True" in log, log[-3000:]
+    assert res["report"]["plugin_timing"]["worker"] == "standby", res["report"]["plugin_timing"]
