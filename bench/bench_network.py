@@ -40,7 +40,7 @@ from deblur_core.color import linear_to_srgb, srgb_to_linear  # noqa: E402
 from deblur_core.deconvolution import deconvolve  # noqa: E402
 from deblur_core.fftutils import convolve  # noqa: E402
 from deblur_core.kernels import defocus_kernel, load_kernel, motion_kernel, normalize, shake_kernel  # noqa: E402
-from deblur_core.pnp import pnp_deconvolve  # noqa: E402
+from deblur_core.pnp import auto_iterations, pnp_deconvolve, schedule  # noqa: E402
 
 KERNEL_DIRS = (os.environ.get("AI_DEBLUR_KERNELS", ""), os.path.join(ROOT, "shared", "data", "kernels"),
                os.path.join(os.path.dirname(ROOT), "shared", "data", "kernels"), "/work/shared/data/kernels")
@@ -75,7 +75,8 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=768, help="crop side (px)")
     ap.add_argument("--noise", type=float, default=0.01)
     default_it = inspect.signature(pnp_deconvolve).parameters["iterations"].default
-    ap.add_argument("--iterations", type=int, default=default_it, help="HQS iterations (pnp's default)")
+    ap.add_argument("--iterations", type=int, default=default_it,
+                    help="HQS iterations (default: pnp's own choice for the noise level)")
     ap.add_argument("--no-kernel-files", action="store_true")
     ap.add_argument("--skip-24mp", action="store_true")
     ap.add_argument("--mp24-iterations", type=int, default=default_it)
@@ -83,8 +84,9 @@ def main(argv=None):
 
     model = network.load_model()
     spec = model.spec
+    n_its = a.iterations or auto_iterations(a.noise, schedule(a.noise)[1])
     print(f"model {spec.name}: {spec.parameters:,} parameters, {spec.macs_per_pixel:,} MAC/pixel, "
-          f"providers {model.providers}; noise sigma {a.noise} (linear light), {a.iterations} HQS iterations")
+          f"providers {model.providers}; noise sigma {a.noise} (linear light), {n_its} HQS iterations")
     imgs = [(n, im) for n, im in photos("heldout", side=a.size) if min(im.shape[:2]) >= min(256, a.size)]
     full = [t for t in imgs if min(t[1].shape[:2]) >= a.size] or imgs   # prefer full-size crops
     if len(full) > a.count:                                               # spread over the sources
@@ -144,8 +146,8 @@ def main(argv=None):
     table(f"Speed ({os.cpu_count()} cores, onnxruntime {model.providers[0]}), 1 MP photo, 27 px kernel",
           ["path", "s/MP", "MAC/pixel", "GMAC/s of the network"],
           [["denoiser alone (1 pass)", t_d, f"{spec.macs_per_pixel:,}", gmacs / t_d],
-           [f"pnp, {a.iterations} iterations", t_p, f"{a.iterations * spec.macs_per_pixel:,}",
-            a.iterations * gmacs / t_p],
+           [f"pnp, {n_its} iterations", t_p, f"{n_its * spec.macs_per_pixel:,}",
+            n_its * gmacs / t_p],
            ["hyper-laplacian (classical)", t_h, "-", "-"],
            ["ratio pnp / hyper-laplacian (same run)", t_p / t_h, "", ""],
            ["(benchmark crops, mean) pnp / hyper-laplacian", t_pnp / mp, "", f"{t_hl / mp:.3f} s/MP HL"]])
@@ -178,7 +180,7 @@ print(json.dumps({{"seconds": time.perf_counter() - t, "shape": list(out.shape)}
         r = run_measured(code)
         table("24 MP photo (6000x4000 RGB), fresh subprocess",
               ["iterations", "seconds", "s/MP", "peak RSS MB", "input image MB (float32)"],
-              [[a.mp24_iterations, r["seconds"], r["seconds"] / 24, r["peak_mb"], 24 * 3 * 4.0]])
+              [[a.mp24_iterations or n_its, r["seconds"], r["seconds"] / 24, r["peak_mb"], 24 * 3 * 4.0]])
 
 
 if __name__ == "__main__":

@@ -19,17 +19,19 @@ import numpy as np
 from .color import linear_luminance, linear_to_srgb, opponent_to_rgb, rgb_to_opponent, srgb_to_linear
 from .fftutils import irfft2, pad_for_deconvolution, psf2otf, rfft2
 from .kernels import normalize
-from .tiling import needs_tiling, process_tiled
+from .tiling import grid_plan, needs_tiling, process_tiled
 
-# Photos of more than TILED_ABOVE pixels are deconvolved in overlapping tiles of at most TILE px
-# (plus context): the solvers hold ~8 photo-sized float32 arrays, which for 24 MP colour was 3.3 GB.
-# Up to 16 MP one piece stays under 2 GB (12 MP: 1.7 GB) and is faster: tiles compute their context
-# twice (12 MP hyper-Laplacian in 2x2 tiles: ~1.4x the time).
-TILE = 2560
+# Photos of more than TILED_ABOVE pixels are deconvolved in overlapping tiles of at most TILE_PIXELS
+# pixels (context included), in the grid that computes the least context (tiling.grid_plan): the
+# solvers hold ~8 photo-sized float32 arrays, which for 24 MP colour was 3.3 GB. Up to 16 MP one
+# piece stays under 2 GB (12 MP: 1.7 GB) and is faster: tiles compute their context twice.
+TILE = 2560                # the square tiles of the former plan (tests, callers that give a side)
+TILE_PIXELS = 9_500_000
 TILED_ABOVE = 16_000_000
+_PLAN_CONTEXT = 128        # the context the plan reckons with (tile_context of a ~20 px kernel)
 
 __all__ = ["wiener", "hyper_laplacian", "deconvolve", "estimate_noise", "gradient_otfs",
-           "tile_context", "tile_plan", "TILE", "TILED_ABOVE"]
+           "tile_context", "tile_plan", "TILE", "TILE_PIXELS", "TILED_ABOVE"]
 
 
 def gradient_otfs(shape):
@@ -177,7 +179,9 @@ def tile_plan(shape, tile: int | None) -> int:
     than ``TILED_ABOVE`` pixels), 0 = never, a number = tiles of that side whenever the photo is
     bigger (tests, memory-tight callers)."""
     if tile is None:
-        return TILE if needs_tiling(shape, TILE, TILED_ABOVE) else 0
+        if shape[0] * shape[1] <= TILED_ABOVE:
+            return 0
+        return grid_plan(shape, TILE_PIXELS, _PLAN_CONTEXT)
     tile = int(tile)
     return tile if tile and needs_tiling(shape, tile) else 0
 

@@ -22,13 +22,15 @@ aligned to the network's 8 px grid, so a 24 MP photo stays well under 2 GB.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .color import linear_to_srgb, srgb_to_linear
 from .fftutils import irfft2, pad_for_deconvolution, psf2otf, rfft2
 from .kernels import normalize
 
-__all__ = ["pnp_deconvolve", "srgb_slope", "schedule"]
+__all__ = ["pnp_deconvolve", "srgb_slope", "schedule", "auto_iterations"]
 
 
 def srgb_slope(lin: np.ndarray) -> np.ndarray:
@@ -49,6 +51,16 @@ def schedule(sigma: float) -> tuple:
     return 0.5 - 0.1 * t, 0.1 + 0.05 * t
 
 
+def auto_iterations(sigma: float, sigma_start: float) -> int:
+    """HQS iterations for a schedule from ``sigma_start`` down to the noise level ``sigma``: one
+    network pass per factor of 3 of the denoising strength, plus the last one, at least 4. A clean
+    photo (0.1 -> 0.002) gets 5, a noisy one (~0.12 -> 0.005) 4: the shorter the way down, the fewer
+    steps it needs (measured on the train split: 4 instead of 5 steps cost 0.1 dB at noise 0.01, but
+    0.4 dB on clean photos)."""
+    span = max(float(sigma_start) / max(float(sigma), 1e-6), 1.0)
+    return int(min(8, max(4, 1 + math.ceil(math.log(span) / math.log(3.0) - 1e-9))))
+
+
 def _network_window(crop, shape, margin: int, multiple: int) -> tuple:
     """Slices of the padded domain ``shape`` that the network denoises: the photo's ``crop`` grown by
     ``margin`` px rounded up to ``multiple`` on each side, inside the domain."""
@@ -57,7 +69,7 @@ def _network_window(crop, shape, margin: int, multiple: int) -> tuple:
 
 
 def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | None = None,
-                   iterations: int = 5, lam: float | None = None, sigma_start: float | None = None,
+                   iterations: int | None = None, lam: float | None = None, sigma_start: float | None = None,
                    strength_scale: float = 1.0, model=None, map_mode: str = "slope",
                    net_margin: int | None = None, tile: int | None = None, progress=None) -> np.ndarray:
     """Non-blind deconvolution of an sRGB-encoded photo with the denoiser prior.
@@ -68,7 +80,8 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
         accepted: split alpha off first).
     psf : centred convolution kernel (normalised here), acting in linear light.
     noise_sigma : noise std in linear light ([0, 1] units); estimated from the image when None.
-    iterations : HQS iterations (each = 1 FFT solve + 1 network pass).
+    iterations : HQS iterations (each = 1 FFT solve + 1 network pass); None: :func:`auto_iterations`
+        for the schedule (4 or 5 for photos).
     lam : prior weight (DPIR's lambda); None: :func:`schedule` for the noise level.
     sigma_start : first denoising strength (linear light); None: :func:`schedule`.
     strength_scale : multiplies the noise level the solver assumes (> 1: smoother, < 1: sharper and
@@ -146,6 +159,8 @@ def _pnp_tile(img, psf, *, noise_sigma, iterations, lam, sigma_start, strength_s
         KtY[c] = np.conj(K) * rfft2(z[c])
     del K
     sigma_start = max(float(sigma_start), sn)
+    if iterations is None:
+        iterations = auto_iterations(sn, sigma_start)
     sigmas = np.geomspace(sigma_start, sn, iterations) if iterations > 1 else np.array([sn])
 
     def report(frac, msg):

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-__all__ = ["cuts", "blend_weights", "process_tiled", "needs_tiling"]
+__all__ = ["cuts", "blend_weights", "process_tiled", "needs_tiling", "grid_plan"]
 
 
 def cuts(total: int, tile: int) -> list:
@@ -38,6 +38,30 @@ def blend_weights(start: int, stop: int, lead: int | None, trail: int | None, bl
     return w.astype(np.float32)
 
 
+def grid_plan(shape, max_pixels: int, context: int) -> tuple:
+    """(rows, columns) of the parts between cuts for the cheapest grid whose tiles, context included,
+    hold at most ``max_pixels`` pixels each: strips rather than squares when that computes less
+    context (a 24 MP 6000 x 4000 photo: 3 strips of 4000 x ~2200 px instead of 2 x 3 tiles, 8 % of
+    extra pixels instead of 23 %)."""
+    h, w = int(shape[0]), int(shape[1])
+    best = None
+    for ny in range(1, 9):
+        for nx in range(1, 9):
+            th, tw = -(-h // ny), -(-w // nx)
+            side_h = th + (2 * context if ny > 2 else context if ny == 2 else 0)
+            side_w = tw + (2 * context if nx > 2 else context if nx == 2 else 0)
+            if side_h * side_w > max_pixels:
+                continue
+            area = (h + 2 * context * (ny - 1)) * (w + 2 * context * (nx - 1))
+            key = (area, ny * nx)
+            if best is None or key < best[0]:
+                best = (key, (th, tw))
+    if best is None:  # an extreme aspect ratio: square tiles of the budget
+        side = max(64, int(max_pixels ** 0.5) - 2 * context)
+        return side, side
+    return best[1]
+
+
 def needs_tiling(shape, tile: int, min_pixels: int = 0) -> bool:
     """Whether a photo of ``shape`` (H, W[, C]) is bigger than one tile and has more than
     ``min_pixels`` pixels (below that, one piece is faster: no tile context is computed twice)."""
@@ -52,8 +76,8 @@ def process_tiled(fn, image: np.ndarray, *, tile: int, context: int, blend: int 
     ----------
     fn : callable(tile_image, index, count) -> array of the tile's shape (float32).
     image : the photo.
-    tile : largest part between cuts (px); each tile adds ``context + blend // 2`` px on every side
-        that is not the photo's border.
+    tile : largest part between cuts (px), or (rows, columns) for parts that are not square; each
+        tile adds ``context + blend // 2`` px on every side that is not the photo's border.
     context : px beyond the blend band that ``fn`` sees and whose result is discarded: a few kernel
         sizes for a deconvolution.
     blend : width of the cross-fade band centred on each cut (px).
@@ -66,7 +90,8 @@ def process_tiled(fn, image: np.ndarray, *, tile: int, context: int, blend: int 
     """
     img = np.asarray(image, np.float32)
     h, w = img.shape[:2]
-    ys, xs = cuts(h, tile), cuts(w, tile)
+    tile_h, tile_w = (tile, tile) if np.isscalar(tile) else tile
+    ys, xs = cuts(h, int(tile_h)), cuts(w, int(tile_w))
     half = blend // 2 + 1
     reach = context + half
     out = np.zeros(img.shape, np.float32)

@@ -98,10 +98,16 @@ def test_tiled_deconvolve_matches_untiled(psf):
 
 
 def test_tile_plan_is_one_policy_for_both_solvers():
-    """None: tiles only above TILED_ABOVE pixels (12 MP in one piece, 24 MP in TILE px tiles);
-    0: never; a number: tiles of that side whenever the photo is bigger."""
+    """None: tiles only above TILED_ABOVE pixels (12 MP in one piece, 24 MP in the grid of tiles of
+    at most TILE_PIXELS that computes the least context: strips); 0: never; a number: tiles of that
+    side whenever the photo is bigger."""
     assert dc.tile_plan((3000, 4000, 3), None) == 0
-    assert dc.tile_plan((4000, 6000, 3), None) == dc.TILE
+    assert dc.tile_plan((4000, 6000, 3), None) == (4000, 2000)
+    assert dc.tile_plan((6000, 4000, 3), None) == (2000, 4000)
+    for shape in ((4000, 6000), (5000, 8000), (9000, 9000), (2000, 15000)):
+        th, tw = dc.tile_plan(shape, None)
+        ctx = 2 * dc._PLAN_CONTEXT
+        assert min(th + ctx, shape[0]) * min(tw + ctx, shape[1]) <= dc.TILE_PIXELS, shape
     assert dc.tile_plan((4000, 6000, 3), 0) == 0
     assert dc.tile_plan((300, 300), 240) == 240
     assert dc.tile_plan((200, 200), 240) == 0

@@ -35,3 +35,20 @@ def test_process_tiled_identity_is_exact(shape):
     assert out.shape == img.shape and out.dtype == np.float32
     assert np.abs(out - img).max() < 1e-6
     assert len(seen) > 4 and max(s[0] for s in seen) <= 100 + 2 * (20 + 17)
+
+
+def test_process_tiled_strips_are_exact():
+    """(rows, columns) tiles: strips across the photo, stitched exactly."""
+    img = np.random.default_rng(1).random((120, 400, 3), dtype=np.float32)
+    seen = []
+    out = process_tiled(lambda t, i, n: seen.append(t.shape) or t, img, tile=(120, 100), context=20)
+    assert np.abs(out - img).max() < 1e-6
+    assert len(seen) == 4 and all(s[0] == 120 for s in seen)
+
+
+def test_grid_plan_prefers_less_context():
+    from deblur_core.tiling import grid_plan
+    # 24 MP landscape: 3 full-height strips compute less context than 2 x 2 tiles
+    assert grid_plan((4000, 6000), 9_500_000, 128) == (4000, 2000)
+    # a budget that holds the photo: one piece
+    assert grid_plan((1000, 1000), 2_000_000, 128) == (1000, 1000)
