@@ -173,15 +173,18 @@ def tile_context(psf_shape) -> int:
     return 4 * int(max(psf_shape)) + 32
 
 
-def tile_plan(shape, tile: int | None) -> int:
+def tile_plan(shape, tile: int | None, psf_shape=None):
     """The tile side :func:`deconvolve` and :func:`deblur_core.pnp.pnp_deconvolve` use for a photo of
-    ``shape``, or 0 for one piece. ``tile``: None = automatic (``TILE`` px tiles for photos of more
-    than ``TILED_ABOVE`` pixels), 0 = never, a number = tiles of that side whenever the photo is
-    bigger (tests, memory-tight callers)."""
+    ``shape``, or 0 for one piece. ``tile``: None = automatic (for photos of more than ``TILED_ABOVE``
+    pixels, (rows, columns) of the parts between cuts in the grid of :func:`tiling.grid_plan`, each
+    tile at most ``TILE_PIXELS`` with the context ``psf_shape`` needs), 0 = never, a number = tiles of
+    that side whenever the photo is bigger (tests, memory-tight callers)."""
     if tile is None:
         if shape[0] * shape[1] <= TILED_ABOVE:
             return 0
-        return grid_plan(shape, TILE_PIXELS, _PLAN_CONTEXT)
+        # + half the blend band (process_tiled: blend // 2 + 1 px) on top of the solver context
+        context = tile_context(psf_shape) + 17 if psf_shape is not None else _PLAN_CONTEXT
+        return grid_plan(shape, TILE_PIXELS, context)
     tile = int(tile)
     return tile if tile and needs_tiling(shape, tile) else 0
 
@@ -251,7 +254,7 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, *, method: str = "hyper-lapla
     psf = _check(image, psf)
     if psf.shape == (1, 1):  # identity kernel: nothing to undo (the prior would only denoise)
         return np.clip(np.asarray(image, np.float32), 0.0, 1.0)
-    tile = tile_plan(np.shape(image), tile)
+    tile = tile_plan(np.shape(image), tile, psf.shape)
     if tile:
         if noise_sigma is None:     # one noise level for the whole photo, so the tiles match
             noise_sigma = estimate_noise(linear_luminance(image, linear=linear), jpeg_robust=True)

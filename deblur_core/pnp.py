@@ -123,7 +123,7 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
                 strength_scale=strength_scale, model=model, map_mode=map_mode, net_margin=net_margin)
     from .deconvolution import tile_context, tile_plan
     from .tiling import process_tiled
-    tile = tile_plan(img.shape, tile)
+    tile = tile_plan(img.shape, tile, psf.shape)
     if tile:
         def one(part, index, count):
             sub = None if progress is None else (lambda f, msg: progress((index + f) / count, msg))

@@ -40,7 +40,7 @@ def blend_weights(start: int, stop: int, lead: int | None, trail: int | None, bl
 
 def grid_plan(shape, max_pixels: int, context: int) -> tuple:
     """(rows, columns) of the parts between cuts for the cheapest grid whose tiles, context included,
-    hold at most ``max_pixels`` pixels each: strips rather than squares when that computes less
+    hold at most ``max_pixels`` pixels each (``context``: px computed beyond each cut): strips rather than squares when that computes less
     context (a 24 MP 6000 x 4000 photo: 3 strips of 4000 x ~2200 px instead of 2 x 3 tiles, 8 % of
     extra pixels instead of 23 %)."""
     h, w = int(shape[0]), int(shape[1])

@@ -104,10 +104,18 @@ def test_tile_plan_is_one_policy_for_both_solvers():
     assert dc.tile_plan((3000, 4000, 3), None) == 0
     assert dc.tile_plan((4000, 6000, 3), None) == (4000, 2000)
     assert dc.tile_plan((6000, 4000, 3), None) == (2000, 4000)
+    def largest_tile(shape, plan, context):
+        sides = []
+        for total, part in zip(shape[:2], plan):
+            n = -(-total // part)
+            sides.append(part + (0 if n == 1 else context if n == 2 else 2 * context))
+        return sides[0] * sides[1]
+
     for shape in ((4000, 6000), (5000, 8000), (9000, 9000), (2000, 15000)):
-        th, tw = dc.tile_plan(shape, None)
-        ctx = 2 * dc._PLAN_CONTEXT
-        assert min(th + ctx, shape[0]) * min(tw + ctx, shape[1]) <= dc.TILE_PIXELS, shape
+        assert largest_tile(shape, dc.tile_plan(shape, None), dc._PLAN_CONTEXT) <= dc.TILE_PIXELS, shape
+        # with a big kernel's context the tiles shrink so that they still fit the budget
+        ctx = dc.tile_context((61, 61)) + 17
+        assert largest_tile(shape, dc.tile_plan(shape, None, (61, 61)), ctx) <= dc.TILE_PIXELS, shape
     assert dc.tile_plan((4000, 6000, 3), 0) == 0
     assert dc.tile_plan((300, 300), 240) == 240
     assert dc.tile_plan((200, 200), 240) == 0
