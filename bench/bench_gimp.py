@@ -110,24 +110,6 @@ image.delete()
 '''
 
 
-def start_xvfb():
-    """A virtual X display for the dialog: (process, DISPLAY)."""
-    import shutil
-    exe = shutil.which("Xvfb")
-    if not exe:
-        raise SystemExit("--dialog-first needs Xvfb (python3 install.py --install-gimp installs it)")
-    for num in range(140, 180):
-        if not os.path.exists(f"/tmp/.X11-unix/X{num}") and not os.path.exists(f"/tmp/.X{num}-lock"):
-            break
-    proc = subprocess.Popen([exe, f":{num}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(50):
-        if os.path.exists(f"/tmp/.X11-unix/X{num}"):
-            break
-        time.sleep(0.1)
-    return proc, f":{num}"
-
-
 def worker_round_trip(rgb8, mode, options):
     """Feed the worker like the plug-in does for an 8-bit layer; returns (seconds, report)."""
     h, w, c = rgb8.shape
@@ -206,7 +188,10 @@ def main():
             "pause": float(args.pause), "dialog_first": bool(args.dialog_first)}
         extra_env, xvfb = {}, None
         if args.dialog_first:
-            xvfb, extra_env["DISPLAY"] = start_xvfb()
+            try:
+                xvfb, extra_env["DISPLAY"] = gimp_batch.start_xvfb(140)
+            except RuntimeError as exc:
+                raise SystemExit(f"--dialog-first: {exc}") from None
             extra_env.update(AI_DEBLUR_DIALOG_AUTO_OK_MS=str(int(args.dialog_first * 1000)), AI_DEBLUR_NO_PREVIEW="1")
         t0 = time.perf_counter()
         try:

@@ -164,6 +164,24 @@ def filter_log(text):
     return "\n".join(line for line in text.splitlines() if not _NOISE.search(line))
 
 
+def start_xvfb(first=97):
+    """A virtual X display for dialogs (interactive runs in tests and benchmarks): (process, DISPLAY).
+    Raises RuntimeError when Xvfb is missing (install-gimp.sh installs it with GIMP)."""
+    exe = shutil.which("Xvfb")
+    if not exe:
+        raise RuntimeError("Xvfb is not installed: run scripts/install-gimp.sh (python3 install.py --install-gimp)")
+    for num in range(first, first + 40):
+        if not os.path.exists(f"/tmp/.X11-unix/X{num}") and not os.path.exists(f"/tmp/.X{num}-lock"):
+            break
+    proc = subprocess.Popen([exe, f":{num}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(50):
+        if os.path.exists(f"/tmp/.X11-unix/X{num}"):
+            break
+        time.sleep(0.1)
+    return proc, f":{num}"
+
+
 def run_python(code, profile=None, timeout=900, extra_env=None, gimp=None, name="<batch>", check=True):
     """Run `code` inside GIMP; return RESULT (dict) with '_log' (filtered output) and '_seconds'."""
     fd, result_path = tempfile.mkstemp(prefix="gimp-batch-", suffix=".json")

@@ -3,11 +3,8 @@
 Needs Xvfb, which scripts/install-gimp.sh installs with GIMP; without it the test fails (never skips). The dialog is answered "OK" by AI_DEBLUR_DIALOG_AUTO_OK_MS, a hook for tests: after
 that many milliseconds and once the preview has shown its first result (at most 2 minutes).
 """
-import os
 import shutil
-import subprocess
 import tempfile
-import time
 
 import pytest
 
@@ -36,18 +33,8 @@ img.delete()
 
 @pytest.fixture(scope="module")
 def display():
-    xvfb = shutil.which("Xvfb")
-    assert xvfb, "Xvfb is not installed: run scripts/install-gimp.sh (python3 install.py --install-gimp)"
-    for num in range(97, 130):
-        if not os.path.exists(f"/tmp/.X11-unix/X{num}") and not os.path.exists(f"/tmp/.X{num}-lock"):
-            break
-    proc = subprocess.Popen([xvfb, f":{num}", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(50):
-        if os.path.exists(f"/tmp/.X11-unix/X{num}"):
-            break
-        time.sleep(0.1)
-    yield f":{num}"
+    proc, name = gimp_batch.start_xvfb()  # fails (never skips) without Xvfb
+    yield name
     proc.terminate()
     proc.wait(timeout=10)
 
