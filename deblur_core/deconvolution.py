@@ -19,19 +19,18 @@ import numpy as np
 from .color import linear_luminance, linear_to_srgb, opponent_to_rgb, rgb_to_opponent, srgb_to_linear
 from .fftutils import irfft2, pad_for_deconvolution, psf2otf, rfft2
 from .kernels import normalize
-from .tiling import grid_plan, needs_tiling, process_tiled
+from .tiling import grid_plan, needs_tiling, process_tiled, tile_reach
 
 # Photos of more than TILED_ABOVE pixels are deconvolved in overlapping tiles of at most TILE_PIXELS
 # pixels (context included), in the grid that computes the least context (tiling.grid_plan): the
 # solvers hold ~8 photo-sized float32 arrays, which for 24 MP colour was 3.3 GB. Up to 16 MP one
 # piece stays under 2 GB (12 MP: 1.7 GB) and is faster: tiles compute their context twice.
-TILE = 2560                # the square tiles of the former plan (tests, callers that give a side)
 TILE_PIXELS = 9_500_000
 TILED_ABOVE = 16_000_000
-_PLAN_CONTEXT = 128        # the context the plan reckons with (tile_context of a ~20 px kernel)
+_PLAN_REACH = 128          # px beyond each cut the plan reckons with when it is given no kernel
 
 __all__ = ["wiener", "hyper_laplacian", "deconvolve", "estimate_noise", "gradient_otfs",
-           "tile_context", "tile_plan", "TILE", "TILE_PIXELS", "TILED_ABOVE"]
+           "tile_context", "tile_plan", "TILE_PIXELS", "TILED_ABOVE"]
 
 
 def gradient_otfs(shape):
@@ -182,9 +181,8 @@ def tile_plan(shape, tile: int | None, psf_shape=None):
     if tile is None:
         if shape[0] * shape[1] <= TILED_ABOVE:
             return 0
-        # + half the blend band (process_tiled: blend // 2 + 1 px) on top of the solver context
-        context = tile_context(psf_shape) + 17 if psf_shape is not None else _PLAN_CONTEXT
-        return grid_plan(shape, TILE_PIXELS, context)
+        reach = tile_reach(tile_context(psf_shape)) if psf_shape is not None else _PLAN_REACH
+        return grid_plan(shape, TILE_PIXELS, reach)
     tile = int(tile)
     return tile if tile and needs_tiling(shape, tile) else 0
 

@@ -14,7 +14,9 @@ import math
 
 import numpy as np
 
-__all__ = ["cuts", "blend_weights", "process_tiled", "needs_tiling", "grid_plan"]
+__all__ = ["cuts", "blend_weights", "process_tiled", "needs_tiling", "grid_plan", "tile_reach", "BLEND"]
+
+BLEND = 32  # px of the cross-fade band centred on each cut
 
 
 def cuts(total: int, tile: int) -> list:
@@ -38,26 +40,36 @@ def blend_weights(start: int, stop: int, lead: int | None, trail: int | None, bl
     return w.astype(np.float32)
 
 
-def grid_plan(shape, max_pixels: int, context: int) -> tuple:
-    """(rows, columns) of the parts between cuts for the cheapest grid whose tiles, context included,
-    hold at most ``max_pixels`` pixels each (``context``: px computed beyond each cut): strips rather than squares when that computes less
-    context (a 24 MP 6000 x 4000 photo: 3 strips of 4000 x ~2200 px instead of 2 x 3 tiles, 8 % of
-    extra pixels instead of 23 %)."""
+def tile_reach(context: int, blend: int = BLEND) -> int:
+    """Px a tile of :func:`process_tiled` computes beyond each cut: the context plus half the blend
+    band."""
+    return int(context) + blend // 2 + 1
+
+
+def _beyond_cuts(parts: int, reach: int) -> int:
+    """Px a tile computes beyond its own part along one axis: none for one part, one side at the
+    photo's edges, both sides in between (the widest tile of the row)."""
+    return 0 if parts == 1 else reach if parts == 2 else 2 * reach
+
+
+def grid_plan(shape, max_pixels: int, reach: int) -> tuple:
+    """(rows, columns) of the parts between cuts for the cheapest grid whose tiles, with the ``reach``
+    px they compute beyond each cut (:func:`tile_reach`), hold at most ``max_pixels`` pixels each:
+    strips rather than squares when that computes less context (a 24 MP 6000 x 4000 photo: 3 strips
+    of 4000 x ~2200 px instead of 2 x 3 tiles, 8 % of extra pixels instead of 23 %)."""
     h, w = int(shape[0]), int(shape[1])
     best = None
     for ny in range(1, 9):
         for nx in range(1, 9):
             th, tw = -(-h // ny), -(-w // nx)
-            side_h = th + (2 * context if ny > 2 else context if ny == 2 else 0)
-            side_w = tw + (2 * context if nx > 2 else context if nx == 2 else 0)
-            if side_h * side_w > max_pixels:
+            if (th + _beyond_cuts(ny, reach)) * (tw + _beyond_cuts(nx, reach)) > max_pixels:
                 continue
-            area = (h + 2 * context * (ny - 1)) * (w + 2 * context * (nx - 1))
+            area = (h + 2 * reach * (ny - 1)) * (w + 2 * reach * (nx - 1))
             key = (area, ny * nx)
             if best is None or key < best[0]:
                 best = (key, (th, tw))
     if best is None:  # an extreme aspect ratio: square tiles of the budget
-        side = max(64, int(max_pixels ** 0.5) - 2 * context)
+        side = max(64, int(max_pixels ** 0.5) - 2 * reach)
         return side, side
     return best[1]
 
@@ -68,7 +80,7 @@ def needs_tiling(shape, tile: int, min_pixels: int = 0) -> bool:
     return (shape[0] > tile or shape[1] > tile) and shape[0] * shape[1] > min_pixels
 
 
-def process_tiled(fn, image: np.ndarray, *, tile: int, context: int, blend: int = 32, align: int = 1,
+def process_tiled(fn, image: np.ndarray, *, tile: int, context: int, blend: int = BLEND, align: int = 1,
                   progress=None) -> np.ndarray:
     """Apply ``fn`` to overlapping tiles of an (H, W) or (H, W, C) float32 image and stitch.
 
@@ -93,7 +105,7 @@ def process_tiled(fn, image: np.ndarray, *, tile: int, context: int, blend: int 
     tile_h, tile_w = (tile, tile) if np.isscalar(tile) else tile
     ys, xs = cuts(h, int(tile_h)), cuts(w, int(tile_w))
     half = blend // 2 + 1
-    reach = context + half
+    reach = tile_reach(context, blend)
     out = np.zeros(img.shape, np.float32)
     n, k = (len(ys) - 1) * (len(xs) - 1), 0
     for i in range(len(ys) - 1):

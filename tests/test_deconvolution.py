@@ -5,6 +5,7 @@ from helpers import blur_linear, psnr
 from deblur_core import deconvolution as dc
 from deblur_core import kernels
 from deblur_core.fftutils import convolve, pad_for_deconvolution
+from deblur_core.tiling import tile_reach
 
 
 def test_pad_for_deconvolution_keeps_image_and_is_smooth_across_wrap(gray_photo):
@@ -112,9 +113,9 @@ def test_tile_plan_is_one_policy_for_both_solvers():
         return sides[0] * sides[1]
 
     for shape in ((4000, 6000), (5000, 8000), (9000, 9000), (2000, 15000)):
-        assert largest_tile(shape, dc.tile_plan(shape, None), dc._PLAN_CONTEXT) <= dc.TILE_PIXELS, shape
+        assert largest_tile(shape, dc.tile_plan(shape, None), dc._PLAN_REACH) <= dc.TILE_PIXELS, shape
         # with a big kernel's context the tiles shrink so that they still fit the budget
-        ctx = dc.tile_context((61, 61)) + 17
+        ctx = tile_reach(dc.tile_context((61, 61)))
         assert largest_tile(shape, dc.tile_plan(shape, None, (61, 61)), ctx) <= dc.TILE_PIXELS, shape
     assert dc.tile_plan((4000, 6000, 3), 0) == 0
     assert dc.tile_plan((300, 300), 240) == 240
