@@ -565,7 +565,7 @@ class PreviewController:
 
 def _dialog(procedure, config, drawable, mode):
     GimpUi.init(PLUG_IN_BINARY)
-    started = client.ensure_standby()  # the engine warms up while the user chooses
+    started = client.spawn_standby()  # the engine warms up while the user chooses
     if os.environ.get("AI_DEBLUR_DEBUG"):
         print("ai-deblur: standby started at dialog open: %s" % started, file=sys.stderr)
     dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)

@@ -138,13 +138,19 @@ def _popen_worker(config, args, **kwargs):
                             cwd=repo if os.path.isdir(repo) else None, env=_worker_env(repo), **kwargs)
 
 
-def spawn_standby(config, watch_pid=None):
-    """Start a worker that imports and warms up the engine now and waits for the next request.
-    Best effort: returns False when standby workers are off or cannot start."""
+def spawn_standby(config=None, watch_pid=None):
+    """Start a worker that imports and warms up the engine now and waits for the next request, unless
+    one is already waiting (its socket exists). Called when a dialog opens (the engine warms up while
+    the user chooses) and after a cancel killed the standby. Best effort: returns whether one was
+    started (False when standby workers are off, the settings cannot be read, or one waits)."""
     if not standby_enabled():
         return False
-    path = standby_path(config)
-    if not path or not os.path.exists(config["python"]):
+    try:
+        config = config or load_config()
+        path = standby_path(config)
+    except Exception:  # noqa: BLE001 - unreadable settings: the real call reports them
+        return False
+    if not path or os.path.exists(path) or not os.path.exists(config["python"]):
         return False
     try:
         _popen_worker(config, _standby_args(path, watch_pid), stdin=subprocess.DEVNULL,
@@ -152,23 +158,6 @@ def spawn_standby(config, watch_pid=None):
     except OSError:
         return False
     return True
-
-
-def ensure_standby(config=None, watch_pid=None):
-    """Start a standby worker unless one is already waiting (its socket exists). The plug-in calls it
-    when its dialog opens: the engine imports and warms up while the user picks the options, so OK
-    (or the preview's first request) skips the cold start. Best effort: returns whether one was
-    started."""
-    if not standby_enabled():
-        return False
-    try:
-        config = config or load_config()
-        path = standby_path(config)
-    except Exception:  # noqa: BLE001 - no config yet: the real call reports it
-        return False
-    if not path or os.path.exists(path):
-        return False
-    return spawn_standby(config, watch_pid)
 
 
 class Worker:
