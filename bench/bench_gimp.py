@@ -73,28 +73,13 @@ image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(%(path
 layer = image.get_layers()[0]
 RESULT["load_s"] = time.monotonic() - t0
 RESULT["procedure_runs"] = []
-def call_from_dialog(name, image, drawables, **args):
-    """The procedure run INTERACTIVE: its dialog opens and is answered OK by the test hook
-    (AI_DEBLUR_DIALOG_AUTO_OK_MS), as a user who takes that long to choose."""
-    proc = Gimp.get_pdb().lookup_procedure(name)
-    config = proc.create_config()
-    config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-    config.set_property("image", image)
-    config.set_core_object_array("drawables", list(drawables))
-    for key, val in args.items():
-        config.set_property(key.replace("_", "-"), val)
-    res = proc.run(config)
-    values = [res.index(i) for i in range(1, res.length())]
-    if res.index(0) != Gimp.PDBStatusType.SUCCESS:
-        return res.index(0).value_nick, (values[0] if values else "")
-    return "success", values
-
 for i in range(%(repeat)d):
     if i:
         time.sleep(%(pause)r)  # a user between two calls; the standby worker gets ready meanwhile
     t0 = time.monotonic()
-    call = call_from_dialog if (i == 0 and %(dialog_first)r) else call_procedure
-    status, values = call(%(proc)r, image, [layer], **%(args)r)
+    # the first call from its dialog: answered OK by the test hook (AI_DEBLUR_DIALOG_AUTO_OK_MS)
+    mode = Gimp.RunMode.INTERACTIVE if (i == 0 and %(dialog_first)r) else Gimp.RunMode.NONINTERACTIVE
+    status, values = call_procedure(%(proc)r, image, [layer], run_mode=mode, **%(args)r)
     if status != "success":
         break
     rep = json.loads(values[1] or "{}") or {}

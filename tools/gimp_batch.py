@@ -218,7 +218,8 @@ def run_python(code, profile=None, timeout=900, extra_env=None, gimp=None, name=
 # Snippets shared by scripts run through run_python -------------------------------------------------
 HELPERS = r'''
 def call_procedure(name, image, drawables, **args):
-    """Run a PDB procedure non-interactively; return (status name, [values...] or error message)."""
+    """Run a PDB procedure, non-interactively unless args hold run_mode (every arg sets the config
+    property of its name); return (status name, [values...] or error message)."""
     proc = Gimp.get_pdb().lookup_procedure(name)
     if proc is None:
         return "MISSING", "procedure %s is not registered" % name

@@ -60,14 +60,9 @@ w, h = 320, 240
 img = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
 lay = Gimp.Layer.new(img, "source", w, h, Gimp.ImageType.RGB_IMAGE, 100, Gimp.LayerMode.NORMAL)
 img.insert_layer(lay, None, 0)
-proc = Gimp.get_pdb().lookup_procedure("plug-in-ai-deblur-analyze")
-config = proc.create_config()
-config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
-config.set_property("image", img)
-config.set_core_object_array("drawables", [lay])
-res = proc.run(config)
-RESULT["status"] = res.index(0).value_nick
-RESULT["report"] = json.loads(res.index(2))
+status, values = call_procedure("plug-in-ai-deblur-analyze", img, [lay], run_mode=Gimp.RunMode.INTERACTIVE)
+RESULT["status"] = status
+RESULT["report"] = json.loads(values[1]) if status == "success" else None
 img.delete()
 '''
 
@@ -78,7 +73,7 @@ def test_dialog_warms_the_engine_while_open(gimp_profile, display):
     otherwise start one itself), so OK skips the process start and the imports."""
     runtime = tempfile.mkdtemp(prefix="aid-")  # short: a Unix socket path has at most 107 bytes
     try:
-        res = gimp_batch.run_python(ANALYZE_FIRST, profile=str(gimp_profile), timeout=300, check=False,
+        res = gimp_batch.run_python(gimp_batch.HELPERS + ANALYZE_FIRST, profile=str(gimp_profile), timeout=300, check=False,
                                     extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "4000",
                                                "AI_DEBLUR_DEBUG": "1", "AI_DEBLUR_RUNTIME_DIR": runtime})
     finally:
