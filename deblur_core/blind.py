@@ -595,12 +595,9 @@ def _starts(luma: np.ndarray, n: int):
         return out
     try:
         from .estimate import estimate_motion
-        g = luma
-        if max(g.shape) > 1024:
-            import cv2
-            f = 1024 / max(g.shape)
-            g = cv2.resize(g, (int(g.shape[1] * f), int(g.shape[0] * f)), interpolation=cv2.INTER_AREA)
-        _, angle, _ = estimate_motion(g.astype(np.float32))
+        f = min(1.0, 1024 / max(luma.shape))
+        g = _resize(luma, (int(luma.shape[0] * f), int(luma.shape[1] * f)))
+        _, angle, _ = estimate_motion(g)
     except Exception:  # noqa: BLE001 - a start less is no failure
         angle = 0.0
     out.append(float(angle))

@@ -290,8 +290,8 @@ def _finish_mask(mask, h, w):
         m = m[:, :, 0]
     if m.shape != (h, w):
         raise RuntimeError(f"the engine returned a mask of shape {m.shape}, expected {(h, w)}")
-    m = _clamp_unit(m.copy(), nan=1.0)  # a copy: the engine may keep its mask
-    return np.ascontiguousarray(m, dtype="<f4")
+    # one contiguous copy (the engine may keep its mask), cleaned in place
+    return _clamp_unit(np.array(m, dtype="<f4", order="C"), nan=1.0)
 
 
 def _error_sentence(exc):
