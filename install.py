@@ -162,7 +162,7 @@ def plugin_dest(profile):
     return os.path.join(profile, "plug-ins", PLUGIN_NAME)
 
 
-def install_plugin(profile, gi_python, engine_python):
+def install_plugin(profile, gi_python, engine_python, preload="batch"):
     dest = plugin_dest(profile)
     os.makedirs(dest, exist_ok=True)
     for name in sorted(os.listdir(PLUGIN_SRC)):
@@ -191,7 +191,8 @@ def install_plugin(profile, gi_python, engine_python):
             os.remove(os.path.join(dest, name))
     shutil.rmtree(os.path.join(dest, "__pycache__"), ignore_errors=True)
     cfg = {"python": os.path.abspath(engine_python), "repo": REPO, "gi_python": gi_python,
-           "installed": time.strftime("%Y-%m-%d %H:%M:%S"), "installer": os.path.abspath(__file__)}
+           "installed": time.strftime("%Y-%m-%d %H:%M:%S"), "installer": os.path.abspath(__file__),
+           "preload": preload}
     with open(os.path.join(dest, CONFIG_NAME), "w", encoding="utf-8") as fh:
         json.dump(cfg, fh, indent=1)
     return dest
@@ -346,7 +347,8 @@ def check(args):
         try:
             with open(cfg_path) as fh:
                 cfg = json.load(fh)
-            report(os.path.exists(cfg.get("python", "")), f"plug-in settings {cfg_path} -> {cfg.get('python')}")
+            report(os.path.exists(cfg.get("python", "")), f"plug-in settings {cfg_path} -> {cfg.get('python')}"
+                   f" (engine started with GIMP: {cfg.get('preload', 'batch')})")
         except (OSError, ValueError) as exc:
             report(False, f"plug-in settings {cfg_path}: {exc}")
     else:
@@ -436,6 +438,9 @@ def main(argv=None):
     ap.add_argument("--uninstall", action="store_true", help="remove the plug-ins from the profile")
     ap.add_argument("--install-gimp", action="store_true",
                     help="install GIMP 3 with scripts/install-gimp.sh (apt-get, needs root or sudo)")
+    ap.add_argument("--preload", choices=("batch", "always", "never"), default="batch",
+                    help="start the engine's worker when GIMP starts: only in batch mode (default; a dialog "
+                         "warms it up otherwise), at every start, or never")
     ap.add_argument("--demo", action="store_true", help="deblur samples/sample-shake.jpg through GIMP into out/")
     ap.add_argument("--sample", help="photo for --demo (default: samples/sample-shake.jpg)")
     ap.add_argument("--out", help="folder for --demo's results (default: out/)")
@@ -477,7 +482,7 @@ def main(argv=None):
     if args.skip_venv and not os.path.exists(py):
         say(f"warning: {py} does not exist yet (--skip-venv)")
     profile = find_profile(args.profile, gimp)
-    dest = install_plugin(profile, gi_python, py)
+    dest = install_plugin(profile, gi_python, py, preload=args.preload)
     say(f"Installed the plug-ins into {dest}")
     if not args.skip_venv:
         ok, info = ping_engine(py)

@@ -127,6 +127,7 @@ def main(argv=None):
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop (with a checkpoint) after this long")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default="", help="fine-tune: start a new run from this run's EMA weights")
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
@@ -158,6 +159,12 @@ def main(argv=None):
         log(f"resumed {ckpt_path} at step {step} ({elapsed / 60:.1f} min trained)")
     else:
         log(f"new run {a.name}: {json.dumps(vars(a))}")
+        if a.init:
+            ck = torch.load(os.path.join(HERE, "checkpoints", f"{a.init}.pt"), map_location="cpu",
+                            weights_only=False)
+            model.load_state_dict(ck["ema"])
+            ema.load_state_dict(ck["ema"])
+            log(f"initialised from {a.init}'s EMA weights (step {ck['step']})")
         log(f"model {model.config}: {count_parameters(model):,} parameters, "
             f"{macs_per_pixel(model):,.0f} MAC/pixel")
 

@@ -650,6 +650,15 @@ class AIDeblur(Gimp.PlugIn):
     def do_query_procedures(self):
         return list(PROCEDURES)
 
+    def do_init_procedures(self):
+        # Run at every GIMP start; registers nothing. In batch mode no dialog opens to warm the
+        # engine up while the user chooses, so the standby worker starts here (settings: "preload").
+        try:
+            client.preload_at_start(os.getppid())
+        except Exception:  # noqa: BLE001 - never break GIMP's start-up
+            pass
+        return []
+
     def do_create_procedure(self, name):
         mode, label, blurb = PROCEDURES[name]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_procedure, None)

@@ -24,8 +24,13 @@ PROTOCOL = 2
 # A standby worker (deblur_core/worker.py) waits this long for the next request, then exits; it also
 # exits as soon as GIMP is gone. AI_DEBLUR_STANDBY=0 turns standby workers off.
 STANDBY_IDLE_S = 900
+# When GIMP starts, start the standby worker at once ("preload" in the settings, AI_DEBLUR_PRELOAD):
+# "batch" (default) only when GIMP runs without its user interface (batch mode, where no dialog opens
+# to warm the engine up while the user chooses), "always", or "never".
+PRELOAD_CHOICES = ("batch", "always", "never")
 # Environment that changes what a worker does: a standby started under other values is not reused.
 _ENGINE_ENV_PREFIXES = ("AI_DEBLUR_", "OMP_", "OPENBLAS_", "MKL_", "ORT_")
+_NOT_ENGINE_ENV = ("AI_DEBLUR_RUNTIME_DIR", "AI_DEBLUR_PRELOAD")
 
 
 class WorkerError(Exception):
@@ -61,7 +66,8 @@ def load_config(directory=None):
         bindir = "Scripts" if os.name == "nt" else "bin"
         exe = "python.exe" if os.name == "nt" else "python"
         python = os.path.join(repo, ".venv", bindir, exe)
-    return {"python": python, "repo": repo, "config_path": path}
+    preload = cfg.get("preload") if cfg.get("preload") in PRELOAD_CHOICES else "batch"
+    return {"python": python, "repo": repo, "config_path": path, "preload": preload}
 
 
 def _worker_env(repo):
@@ -120,7 +126,7 @@ def standby_path(config):
     except OSError:
         return None
     env = sorted((k, v) for k, v in os.environ.items()
-                 if k.startswith(_ENGINE_ENV_PREFIXES) and k != "AI_DEBLUR_RUNTIME_DIR")
+                 if k.startswith(_ENGINE_ENV_PREFIXES) and k not in _NOT_ENGINE_ENV)
     key = json.dumps([config["python"], config["repo"], PROTOCOL, env]).encode("utf-8")
     path = os.path.join(folder, "standby-%s.sock" % hashlib.sha256(key).hexdigest()[:16])
     return path if len(path.encode("utf-8")) < 100 else None  # AF_UNIX path limit
@@ -158,6 +164,40 @@ def spawn_standby(config=None, watch_pid=None):
     except OSError:
         return False
     return True
+
+
+def gimp_is_headless(pid):
+    """Whether the GIMP process ``pid`` runs without its user interface (gimp-console, -i,
+    --no-interface), from its command line; False where that cannot be read (no /proc)."""
+    try:
+        with open("/proc/%d/cmdline" % int(pid), "rb") as fh:
+            argv = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
+    except (OSError, ValueError):
+        return False
+    if not argv:
+        return False
+    if os.path.basename(argv[0]).startswith("gimp-console"):
+        return True
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        if arg == "--no-interface" or (arg.startswith("-") and not arg.startswith("--") and "i" in arg[1:]):
+            return True
+    return False
+
+
+def preload_at_start(gimp_pid):
+    """Called in GIMP's start-up ("init") pass: start the standby worker now when the settings ask for
+    it (see PRELOAD_CHOICES), so the first call of the session finds the engine imported and warm.
+    Best effort and quick (GIMP waits for its start-up pass): returns whether one was started."""
+    try:
+        config = load_config()
+    except WorkerError:
+        return False
+    choice = os.environ.get("AI_DEBLUR_PRELOAD") or config["preload"]
+    if choice == "never" or (choice != "always" and not gimp_is_headless(gimp_pid)):
+        return False
+    return spawn_standby(config, watch_pid=gimp_pid)
 
 
 class Worker:

@@ -75,7 +75,8 @@ def test_dialog_warms_the_engine_while_open(gimp_profile, display):
     try:
         res = gimp_batch.run_python(gimp_batch.HELPERS + ANALYZE_FIRST, profile=str(gimp_profile), timeout=300, check=False,
                                     extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "4000",
-                                               "AI_DEBLUR_DEBUG": "1", "AI_DEBLUR_RUNTIME_DIR": runtime})
+                                               "AI_DEBLUR_DEBUG": "1", "AI_DEBLUR_RUNTIME_DIR": runtime,
+                                               "AI_DEBLUR_PRELOAD": "never"})  # no worker started with GIMP
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
     log = res.get("_log", "")
