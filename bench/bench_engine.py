@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, photos, psnr, run_measured, ssim, table  # noqa: E402
+from common import ROOT, as_engine_process, photos, psnr, run_measured, ssim, table  # noqa: E402
 
 sys.path.insert(0, ROOT)
 from deblur_core import analyze, deblur  # noqa: E402
@@ -258,6 +258,7 @@ def main(argv=None):
     ap.add_argument("--speed-jobs", nargs="*", metavar="WORD",
                     help="--only speed: run only the jobs whose label contains one of these words (e.g. network hyper)")
     a = ap.parse_args(argv)
+    as_engine_process()
     print(f"# AI Deblur engine benchmark ({a.split} split, seed {a.seed})")
     if "classify" in a.only:
         bench_classify(a.split, a.n, a.seed)

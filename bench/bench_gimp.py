@@ -9,8 +9,10 @@ process fed 8-bit pixels through pipes, as the plug-in does for an 8-bit layer),
 in GIMP batch mode (read the layer, worker, write the new layer and its mask), with the overheads in
 seconds. Engine and worker timings are the best of --repeat runs (the machine is shared: the minimum is
 the least disturbed run). The GIMP calls repeat inside one GIMP session, on the same layer, --pause
-seconds apart: the first call starts a new worker process, which then stays as the standby worker
-(engine imported and warm) for the later calls, so first and later calls are shown apart.
+seconds apart. In batch mode the plug-in starts the engine's worker when GIMP starts (install.py
+--preload, default "batch"), so the first call finds it waiting; with --preload never the first call
+starts a new worker process instead (the cold start). Either way a worker that answered stays as the
+standby (engine imported and warm) for the later calls; first and later calls are shown apart.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -137,8 +140,13 @@ def main():
     ap.add_argument("--dialog-first", type=float, default=0.0, metavar="SECONDS",
                     help="run the first call from its dialog (on a virtual X display, Xvfb), answered OK after "
                          "SECONDS, as a user choosing options; its row then counts from OK (read + worker + write)")
+    ap.add_argument("--preload", choices=("batch", "always", "never"),
+                    help="when the plug-in starts the engine's worker with GIMP (default: the installed "
+                         "setting, batch); never: the first call pays the cold start")
     ap.add_argument("--profile", help="GIMP profile with the plug-in installed (default: a temporary one)")
     args = ap.parse_args()
+    from deblur_core.memory import keep_freed_memory
+    keep_freed_memory()  # the engine alone runs under the worker's memory policy (deblur_core/memory.py)
 
     width = int(round(math.sqrt(args.mp * 1e6 * 4 / 3)))
     height = int(round(width * 3 / 4))
@@ -171,7 +179,10 @@ def main():
             "path": path, "proc": "plug-in-ai-deblur-" + PROCEDURE[args.mode],
             "args": dict(strength=50.0, mask="auto", **plug_opts), "repeat": max(2, args.repeat),
             "pause": float(args.pause), "dialog_first": bool(args.dialog_first)}
-        extra_env, xvfb = {}, None
+        # a private socket folder: no standby worker of another GIMP session can answer
+        extra_env, xvfb = {"AI_DEBLUR_RUNTIME_DIR": tempfile.mkdtemp(prefix="aid-")}, None
+        if args.preload:
+            extra_env["AI_DEBLUR_PRELOAD"] = args.preload
         if args.dialog_first:
             try:
                 xvfb, extra_env["DISPLAY"] = gimp_batch.start_xvfb(140)
@@ -185,6 +196,7 @@ def main():
         finally:
             if xvfb is not None:
                 xvfb.terminate()
+            shutil.rmtree(extra_env["AI_DEBLUR_RUNTIME_DIR"], ignore_errors=True)
         gimp_total = time.perf_counter() - t0
         if res.get("status") != "success":
             raise SystemExit(f"the plug-in failed: {res.get('message')}\n{res.get('_log', '')[-2000:]}")

@@ -33,7 +33,7 @@ for p in (ROOT, os.path.join(ROOT, "tools"), HERE):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from common import photos, psnr, run_measured, table  # noqa: E402
+from common import as_engine_process, photos, psnr, run_measured, table  # noqa: E402
 
 from deblur_core import network  # noqa: E402
 from deblur_core.color import linear_to_srgb, srgb_to_linear  # noqa: E402
@@ -81,6 +81,7 @@ def main(argv=None):
     ap.add_argument("--skip-24mp", action="store_true")
     ap.add_argument("--mp24-iterations", type=int, default=default_it)
     a = ap.parse_args(argv)
+    as_engine_process()
 
     model = network.load_model()
     spec = model.spec

@@ -138,6 +138,8 @@ def cmd_deblur(args) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    from .memory import keep_freed_memory
+    keep_freed_memory()  # this process is ours: reuse freed memory instead of page-faulting it anew
     try:
         return cmd_analyze(args) if args.command == "analyze" else cmd_deblur(args)
     except CliError as exc:
