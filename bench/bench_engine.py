@@ -231,10 +231,10 @@ def bench_speed(with_network=True, only=None):
         jobs.append(("ours: network plug-and-play 24 MP colour", SPEED_SETUP.format(h=4000, w=6000) + "from deblur_core.pnp import pnp_deconvolve\nt=time.perf_counter(); pnp_deconvolve(img, psf); print(json.dumps({'t': time.perf_counter()-t}))", 24.0))
     if only:
         jobs = [j for j in jobs if any(word.lower() in j[0].lower() for word in only)]
-    base_rss = run_measured(SPEED_SETUP.format(h=4000, w=6000) + "print('{}')")["peak_mb"]
+    base_rss = run_measured(SPEED_SETUP.format(h=4000, w=6000) + "print('{}')", 24e6)["peak_mb"]
     results = {}
     for label, code, mp in jobs:
-        r = run_measured(code)
+        r = run_measured(code, mp * 1e6)
         results[label] = r
         rows.append([label, r["t"], r["t"] / mp, r["peak_mb"]])
     table("Speed and peak memory (2 cores, fresh process each; peak RSS includes Python + numpy)",

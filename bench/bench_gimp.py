@@ -145,8 +145,6 @@ def main():
                          "setting, batch); never: the first call pays the cold start")
     ap.add_argument("--profile", help="GIMP profile with the plug-in installed (default: a temporary one)")
     args = ap.parse_args()
-    from deblur_core.memory import keep_freed_memory
-    keep_freed_memory()  # the engine alone runs under the worker's memory policy (deblur_core/memory.py)
 
     width = int(round(math.sqrt(args.mp * 1e6 * 4 / 3)))
     height = int(round(width * 3 / 4))
@@ -167,6 +165,8 @@ def main():
                             "--skip-venv"], check=True, capture_output=True)
 
         from deblur_core import deblur
+        from deblur_core.memory import policy_for
+        policy_for(width * height)  # the engine alone runs under the worker's memory policy
         engine_s = worker_s = float("inf")
         for _ in range(max(1, args.repeat)):
             t0 = time.perf_counter()

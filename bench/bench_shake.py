@@ -38,7 +38,7 @@ from deblur_core.color import linear_to_srgb, srgb_to_linear  # noqa: E402
 from deblur_core.deconvolution import deconvolve  # noqa: E402
 from deblur_core.fftutils import convolve  # noqa: E402
 from deblur_core.kernels import load_kernel, shake_kernel  # noqa: E402
-from deblur_core.memory import keep_freed_memory  # noqa: E402
+from deblur_core.memory import policy_for  # noqa: E402
 
 KERNEL_DIR = "/work/shared/data/kernels"
 NOISE = 0.005
@@ -170,7 +170,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="heldout", choices=("heldout", "train"),
                     help="photos: the held-out split (report) or the train split (tuning)")
     args = ap.parse_args(argv)
-    keep_freed_memory()  # the memory policy of the engine's own processes (deblur_core/memory.py)
+    policy_for(args.size ** 2)  # the memory policy of the engine's own processes (deblur_core/memory.py)
 
     from deblur_core.blind import estimate_kernel
     try:

@@ -73,21 +73,20 @@ def table(title: str, header, rows) -> None:
     sys.stdout.flush()
 
 
-# The memory policy of the engine's own processes (command line, GIMP worker): every timing in bench/
-# runs under it, ours and the peers' alike (deblur_core/memory.py).
-MEMORY_POLICY = "from deblur_core.memory import keep_freed_memory\nkeep_freed_memory()\n"
+# Every timing in bench/ runs under the memory policy of the engine's own processes (command line,
+# GIMP worker) for the photo's size, ours and the peers' alike (deblur_core/memory.py).
+def as_engine_process(pixels: int = 0):
+    """Apply the engine processes' memory policy for photos of ``pixels`` to this benchmark process
+    (the in-process benchmarks use photos of at most a few MP)."""
+    from deblur_core.memory import policy_for
+    return policy_for(pixels)
 
 
-def as_engine_process():
-    """Apply the engine processes' memory policy to this (benchmark) process."""
-    from deblur_core.memory import keep_freed_memory
-    return keep_freed_memory()
-
-
-def run_measured(code: str) -> dict:
-    """Run Python ``code`` in a fresh interpreter under the engine processes' memory policy; it must
-    print one JSON line. Adds peak RSS (MB)."""
-    wrapper = MEMORY_POLICY + code + "\nimport resource, json as _j\nprint('@@' + _j.dumps({'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+def run_measured(code: str, pixels: int) -> dict:
+    """Run Python ``code`` in a fresh interpreter under the engine processes' memory policy for a photo
+    of ``pixels``; it must print one JSON line. Adds peak RSS (MB)."""
+    policy = f"from deblur_core.memory import policy_for\npolicy_for({int(pixels)})\n"
+    wrapper = policy + code + "\nimport resource, json as _j\nprint('@@' + _j.dumps({'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": ROOT})

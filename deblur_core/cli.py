@@ -52,10 +52,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _read(path):
     from .imageio import ImageReadError, read_image
+    from .memory import policy_for
     try:
-        return read_image(path)
+        image, dtype = read_image(path)
     except ImageReadError as exc:
         raise CliError(str(exc)) from None
+    policy_for(image.shape[0] * image.shape[1])  # this process is ours (deblur_core/memory.py)
+    return image, dtype
 
 
 def _check_output(path):
@@ -138,8 +141,6 @@ def cmd_deblur(args) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    from .memory import keep_freed_memory
-    keep_freed_memory()  # this process is ours: reuse freed memory instead of page-faulting it anew
     try:
         return cmd_analyze(args) if args.command == "analyze" else cmd_deblur(args)
     except CliError as exc:

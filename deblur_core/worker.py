@@ -400,6 +400,8 @@ def serve(stdin, chan, engine_import=None):
         return 0
 
     h, w, c, dtype = req["height"], req["width"], req["channels"], req["dtype"]
+    from .memory import policy_for
+    policy_for(h * w)  # this process is ours: reuse freed memory up to a size (deblur_core/memory.py)
     data = _read_exact(stdin, h * w * c * _itemsize(dtype))  # while the engine import runs
     eng = engine_import.get()
     image = _as_engine_image(data, h, w, c, dtype)
@@ -664,8 +666,6 @@ def main(argv=None):
     ap.add_argument("--idle", type=float, default=600.0, help="seconds a standby worker waits for a request")
     ap.add_argument("--watch-pid", type=int, default=0, help="a standby worker exits when this process is gone")
     a = ap.parse_args(argv)
-    from .memory import keep_freed_memory
-    keep_freed_memory()  # freed arrays are reused, not page-faulted anew (half a 12 MP call's time)
     if a.standby and not a.stdin_first:
         return standby(a.standby, a.idle, a.watch_pid)
     # Keep stdout for the protocol: the protocol writes to a private dup of fd 1, and fd 1 / sys.stdout

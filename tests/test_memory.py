@@ -36,3 +36,12 @@ def test_freed_big_arrays_are_reused_without_page_faults():
 
 def test_release_free_memory_is_safe_to_call():
     assert memory.release_free_memory() in (True, False)
+
+
+def test_policy_keeps_freed_memory_up_to_a_photo_size():
+    linux = sys.platform.startswith("linux")
+    try:
+        assert memory.policy_for(12_000_000) is linux                         # speed
+        assert memory.policy_for(memory.KEEP_FREED_MAX_PIXELS + 1) is False   # peak memory first
+    finally:
+        memory.keep_freed_memory(False)   # leave this test process as glibc made it
