@@ -186,6 +186,15 @@ def gimp_is_headless(pid):
     return False
 
 
+def preload_installed():
+    """Whether the installed settings may start the worker with GIMP (preload other than "never"):
+    then the plug-in registers a start-up pass, which AI_DEBLUR_PRELOAD can still turn off."""
+    try:
+        return load_config()["preload"] != "never"
+    except WorkerError:
+        return False
+
+
 def preload_at_start(gimp_pid):
     """Called in GIMP's start-up ("init") pass: start the standby worker now when the settings ask for
     it (see PRELOAD_CHOICES), so the first call of the session finds the engine imported and warm.

@@ -80,3 +80,31 @@ def test_gimp_is_headless_reads_the_command_line(argv0, args, headless):
         proc.kill()
         proc.wait()
     assert client.gimp_is_headless(proc.pid) is False  # gone: no /proc entry
+
+
+def _our_pluginrc_entry(profile):
+    with open(os.path.join(str(profile), "pluginrc"), encoding="utf-8", errors="replace") as fh:  # holds icons
+        text = fh.read()
+    start = text.index('(plug-in-def "${gimp_dir}/plug-ins/ai-deblur/ai-deblur.py"')
+    end = text.find("(plug-in-def ", start + 1)
+    return text[start:end if end > 0 else len(text)]
+
+
+def test_installed_with_preload_never_has_no_start_up_pass(gimp_profile, tmp_path):
+    """install.py --preload never: GIMP does not even start the plug-in at its start-up (no init
+    procedures registered), and the first call starts the worker."""
+    gimp_batch.run_python("pass", profile=str(gimp_profile), timeout=300)  # GIMP writes its pluginrc
+    assert "(has-init)" in _our_pluginrc_entry(gimp_profile)   # the default install (batch)
+    profile = tmp_path / "profile"
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "..", "..", "install.py"),
+                    "--profile", str(profile), "--skip-venv", "--preload", "never"], check=True,
+                   capture_output=True)
+    runtime = tempfile.mkdtemp(prefix="aid-")
+    try:
+        res = gimp_batch.run_python(gimp_batch.HELPERS + TWO_CALLS, profile=str(profile), timeout=300,
+                                    check=False, extra_env={"AI_DEBLUR_RUNTIME_DIR": runtime})
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+    assert "error" not in res, res.get("traceback", "") + res.get("_log", "")[-3000:]
+    assert res["workers"] == ["new process", "standby"]
+    assert "(has-init)" not in _our_pluginrc_entry(profile)
