@@ -49,11 +49,14 @@ def bench_classify(split, n, seed):
     kinds = CLASSES
     conf = {k: {j: 0 for j in kinds} for k in kinds}
     ang_err, len_err, rad_err, times = [], [], [], []
+    from deblur_core import classifier as C
+    alone = 0  # the fallback when the blur-type network is missing: the feature model alone
     for name, kind, p, y in classify_cases(imgs, seed):
         t = time.perf_counter()
         r = analyze(y)
         times.append(time.perf_counter() - t)
         got = r["blur_type"]
+        alone += C.BLUR_TYPES[int(np.argmax(C.predict_proba(C.features(y)["vector"])))] == kind
         conf[kind][got] += 1
         if kind == "motion" and got == "motion":
             d = abs(r["params"]["angle"] - p["angle"]) % 180
@@ -68,6 +71,7 @@ def bench_classify(split, n, seed):
     med = lambda v: float(np.median(v)) if v else float("nan")  # noqa: E731
     table("Classifier summary", ["metric", "value", "target"], [
         ["type accuracy", f"{100 * correct / total:.1f}%", ">= 90%"],
+        ["type accuracy, feature model alone (no blur-type network)", f"{100 * alone / total:.1f}%", ""],
         ["motion angle median error (deg)", med(ang_err), "<= 3"],
         ["motion length median error (px)", med(len_err), "<= 1.5"],
         ["defocus radius median error (px)", med(rad_err), "<= 0.5"],

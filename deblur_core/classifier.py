@@ -58,12 +58,36 @@ MODEL_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "classifie
 _model_cache: dict = {}
 
 
-def features(image: np.ndarray, *, max_side: int = 2048) -> dict:
+PLANE_SIZE = 96  # the blur-type network's input: (2, 96, 96) spectral planes
+
+
+def spectral_planes(cep: np.ndarray, logp: np.ndarray, size: int = PLANE_SIZE) -> np.ndarray | None:
+    """The blur-type network's input planes, (2, size, size) float32, from the Welch cepstrum and log
+    power spectrum (both fftshifted, tile x tile, :func:`estimate.power_cepstrum`); None when the tile
+    is smaller than ``size`` (tiny images).
+
+    0: the cepstrum's centre, size x size px (blur extents up to size / 2 px: a motion blur's pair of
+    dips, a defocus blur's ring, a shake's trajectory), over its robust spread (the origin clipped);
+    1: the log power spectrum, area-resampled to size x size, standardised (its decay and zeros)."""
+    import cv2
+    tile = cep.shape[0]
+    if tile < size:
+        return None
+    c, r = tile // 2, size // 2
+    a = cep[c - r:c + r, c - r:c + r].astype(np.float32)
+    a = a - np.median(a)
+    a /= 1.4826 * np.median(np.abs(a)) + 1e-9
+    b = cv2.resize(logp.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    b = (b - b.mean()) / (b.std() + 1e-9)
+    return np.stack([np.clip(a, -20, 20), np.clip(b, -6, 6)]).astype(np.float32)
+
+
+def features(image: np.ndarray, *, max_side: int = 2048, with_planes: bool = False) -> dict:
     """Blur features of an sRGB-encoded image, plus the parametric estimates they come from.
 
     Returns a dict with ``vector`` (the model's inputs, in :data:`FEATURES` order) and ``raw`` (the
     estimates in px of the full-size image: edge blur, motion length/angle/score, defocus radius/score,
-    noise).
+    noise); with ``with_planes`` also ``planes`` (:func:`spectral_planes`, or None).
     """
     h, w = image.shape[:2]
     scale = min(1.0, max_side / max(h, w))
@@ -98,7 +122,10 @@ def features(image: np.ndarray, *, max_side: int = 2048) -> dict:
     raw = {"edge_blur": edge / scale, "motion_length": m_len / scale, "motion_angle": m_ang,
            "motion_score": m_score, "defocus_radius": d_rad / scale, "defocus_score": d_score, "noise": noise}
     vec = np.nan_to_num(np.array(vec, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    return {"vector": vec, "raw": raw}
+    out = {"vector": vec, "raw": raw}
+    if with_planes:
+        out["planes"] = spectral_planes(cep, logp)
+    return out
 
 
 def _spectrum_features(grid: np.ndarray) -> list:
@@ -160,6 +187,44 @@ def predict_proba(vec: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+NETWORK = "blurtype-v1"  # the blur-type network of deblur_core.network.MODELS
+
+
+def network_logits(planes: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    """The blur-type network's logits (in :data:`BLUR_TYPES` order) for one case: ``planes`` from
+    :func:`spectral_planes`, ``vec`` the feature vector. Raises ``network.ModelError`` when the
+    network is missing, corrupt or cannot run."""
+    from .network import ModelError, load_model
+    model = load_model(NETWORK, threads=1)  # a few MMAC: more threads would only cost their start
+    try:
+        out = model.session.run(None, {"planes": np.ascontiguousarray(planes[None], np.float32),
+                                       "features": np.ascontiguousarray(vec[None], np.float32)})[0]
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
+        raise ModelError(f"the blur-type network failed: {exc}") from exc
+    return np.asarray(out, np.float64)[0]
+
+
+def classify(vec: np.ndarray, planes: np.ndarray | None) -> tuple:
+    """Class probabilities (in :data:`BLUR_TYPES` order) and a warning (or None).
+
+    The logistic model on the features and the blur-type network (which also reads the spectral
+    planes) are combined as the normalised geometric mean of their probabilities; without planes
+    (images under ~150 px) or without a working network, the logistic model decides alone and the
+    warning says why."""
+    p_feat = predict_proba(vec)
+    if planes is None:
+        return p_feat, None
+    from .network import ModelError
+    try:
+        logits = network_logits(planes, vec)
+    except ModelError as exc:
+        return p_feat, f"the blur-type network is unavailable ({exc}); the blur type comes from the feature model alone"
+    e = np.exp(logits - logits.max())
+    p_net = e / e.sum()
+    g = np.sqrt(np.maximum(p_feat, 1e-12) * np.maximum(p_net, 1e-12))
+    return g / g.sum(), None
+
+
 def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
     """Classify the blur of an sRGB-encoded float image (H, W) or (H, W, C) in [0, 1].
 
@@ -176,9 +241,9 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
     if min(h, w) < 32:
         return _report("sharp", {}, 0.0, h, w, estimate_noise(image) if min(h, w) >= 3 else 0.0, 0.0,
                        "uncertain", ["the image is too small to analyse (under 32 px)"])
-    f = features(image, max_side=max_side)
+    f = features(image, max_side=max_side, with_planes=True)
     raw = f["raw"]
-    proba = predict_proba(f["vector"])
+    proba, model_note = classify(f["vector"], f["planes"])
     kind = BLUR_TYPES[int(np.argmax(proba))]
     conf = float(proba.max())
     edge = raw["edge_blur"]
@@ -196,13 +261,13 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
         extent = params["extent"]
     else:
         params, extent = {}, 0.0
-    warnings: list[str] = []
+    warnings: list[str] = [model_note] if model_note else []
     noise = raw["noise"]
     verdict = "sharp" if kind == "sharp" else "recoverable"
     if kind != "sharp" and extent > MAX_FRACTION * min(h, w):
         verdict = "beyond repair"
         warnings.append(f"the blur ({extent:.0f} px) is too large for a {w}x{h} image to be restored")
-    if noise > MAX_NOISE and kind != "sharp":
+    if noise > MAX_NOISE:  # noise this strong also hides the blur: "sharp" cannot be told either
         verdict = "beyond repair"
         warnings.append(f"noise (sigma {noise:.3f}) swamps the detail that deblurring would recover")
     if min(h, w) < LOW_RES:

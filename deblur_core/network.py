@@ -46,10 +46,10 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "denoiser-v1": ModelSpec(
-        name="denoiser-v1",
-        file="denoiser-v1.onnx",
-        sha256="617303fc70777a8c36cfd5ec59b70426e24cc58f2bddf5f297cbe830279cc679",
+    "denoiser-v2": ModelSpec(
+        name="denoiser-v2",
+        file="denoiser-v2.onnx",
+        sha256="d9696ee6521631931fc53a9c703b65947111dc35542379ee8c90f00b04c33290",
         layout="NCHW float32: R', G', B' (sRGB-encoded) + per-pixel noise std map (same [0, 1] units) -> R', G', B'",
         in_channels=4,
         out_channels=3,
@@ -62,8 +62,25 @@ MODELS: dict[str, ModelSpec] = {
         description="noise-level-conditioned U-Net denoiser; the prior of pnp.pnp_deconvolve and the "
                     "grain remover of old photos",
     ),
+    "blurtype-v1": ModelSpec(
+        name="blurtype-v1",
+        file="blurtype-v1.onnx",
+        sha256="d3858a7b172e9fca989db3e4cafcccde99fa160b82526419d81c0742291e69b7",
+        layout="planes: N x 2 x 96 x 96 float32 (classifier.spectral_planes: Welch cepstrum centre, log power "
+               "spectrum) + features: N x 36 float32 (classifier.FEATURES, raw) -> logits N x 5 (BLUR_TYPES)",
+        in_channels=2,
+        out_channels=5,
+        value_range=(-20.0, 20.0),
+        pad_multiple=96,        # one fixed-size input: not tiled
+        tile=96,
+        overlap=0,
+        macs_per_pixel=0,       # per photo, not per pixel: 25.2 MMAC for one analysis
+        parameters=63173,
+        description="blur-type classifier (sharp, motion, defocus, gaussian, shake) on spectral planes and "
+                    "the hand-made features; its probabilities are combined with the logistic model's",
+    ),
 }
-DEFAULT_DENOISER = "denoiser-v1"
+DEFAULT_DENOISER = "denoiser-v2"
 
 
 def models_dir() -> Path:

@@ -88,3 +88,29 @@ def test_wide_gaussian_matches_direct_gaussian():
         b = int(2 * sigma)
         inner = (slice(b, -b), slice(b, -b)) if 2 * b < 600 else (slice(250, 350), slice(350, 450))
         assert np.abs(got - ref)[inner].max() < 0.06 * ref[inner].mean() + 1e-4
+
+
+def test_spectral_planes_and_blur_type_network(big_photo):
+    """The blur-type network reads (2, 96, 96) planes; its vote is combined with the feature model's."""
+    from deblur_core import classifier as C
+    y = blur_linear(big_photo, kernels.defocus_kernel(5), noise=0.003)
+    f = C.features(y, with_planes=True)
+    p = f["planes"]
+    assert p.shape == (2, C.PLANE_SIZE, C.PLANE_SIZE) and p.dtype == np.float32 and np.isfinite(p).all()
+    logits = C.network_logits(p, f["vector"])
+    assert logits.shape == (len(C.BLUR_TYPES),) and np.isfinite(logits).all()
+    proba, note = C.classify(f["vector"], p)
+    assert note is None and abs(proba.sum() - 1) < 1e-9
+    assert C.BLUR_TYPES[int(np.argmax(proba))] == "defocus"
+    # tiny images: no planes, the feature model alone
+    small = C.features(y[:120, :120], with_planes=True)
+    assert small["planes"] is None
+    proba, note = C.classify(small["vector"], None)
+    assert note is None and np.allclose(proba, C.predict_proba(small["vector"]))
+
+
+def test_missing_blur_type_network_falls_back_with_a_warning(big_photo, tmp_path, monkeypatch):
+    monkeypatch.setenv("AI_DEBLUR_MODELS", str(tmp_path))   # no network files there
+    r = analyze(blur_linear(big_photo, kernels.motion_kernel(20, 40), noise=0.003))
+    assert r["blur_type"] == "motion"
+    assert any("blur-type" in w and "missing" in w and "feature model alone" in w for w in r["warnings"]), r["warnings"]

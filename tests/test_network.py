@@ -33,10 +33,13 @@ def model():
     return load_model(threads=2)
 
 
-def test_shipped_file_matches_table():
-    path = models_dir() / SPEC.file
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_shipped_file_matches_table(name):
+    spec = MODELS[name]
+    path = models_dir() / spec.file
     assert path.is_file(), f"{path} missing"
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == SPEC.sha256
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == spec.sha256
+    assert (models_dir() / (path.stem + ".md")).is_file(), "every shipped network has a model card"
     total = sum(p.stat().st_size for p in models_dir().glob("*.onnx"))
     assert total <= 20 * 1024 * 1024
 
