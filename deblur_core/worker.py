@@ -244,13 +244,13 @@ def _to_wire(arr, dtype):
     wire, scale = DTYPES[dtype]
     if scale is None:
         return np.ascontiguousarray(arr, dtype=wire)
+    import cv2  # one multi-threaded pass: scale, round half to even, saturate (values are in [0, 1])
+    flat = np.ascontiguousarray(arr).reshape(arr.shape[0], -1)  # one channel: a scalar scales it all
     if dtype == "u8":
-        import cv2  # one multi-threaded pass: scale, round half to even, saturate
-        flat = arr.reshape(arr.shape[0], -1)
-        return np.ascontiguousarray(cv2.convertScaleAbs(flat, alpha=scale).reshape(arr.shape))
-    out = np.multiply(arr, np.float32(scale), dtype=np.float32)  # not in place: layers may share it
-    out += np.float32(0.5)  # round half up; values are >= 0
-    return np.ascontiguousarray(out.astype(wire))
+        out = cv2.convertScaleAbs(flat, alpha=scale)
+    else:
+        out = cv2.multiply(flat, scale, dtype=cv2.CV_16U)
+    return np.ascontiguousarray(out.reshape(arr.shape)).astype(wire, copy=False)
 
 
 def _mask_dtype(dtype):
