@@ -26,7 +26,7 @@ from model import Denoiser, count_parameters, macs_per_pixel  # noqa: E402
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--name", default="denoiser-v1")
+    ap.add_argument("--name", default="denoiser-v2")
     ap.add_argument("--ckpt", default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--tol", type=float, default=1e-4)

@@ -113,7 +113,7 @@ def validate(model, vset) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--name", default="denoiser-v1")
+    ap.add_argument("--name", default="denoiser-v2")
     ap.add_argument("--steps", type=int, default=9000, help="total steps of the schedule")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=64)
