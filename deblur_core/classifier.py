@@ -2,9 +2,11 @@
 
 :func:`features` measures the cepstral motion and defocus signatures (:mod:`.estimate`), edge width
 overall and by orientation, spectral anisotropy and noise; a small multinomial logistic model with
-quadratic terms (``classifier_model.json``, fitted on the training split only by
-``training/train_classifier.py``) turns them into the blur type; the parametric estimates give its
-parameters. :func:`analyze` adds the recoverability verdict (blur extent against image size, noise).
+quadratic terms (``classifier_model.json``) and the blur-type network (``models/blurtype-v1.onnx``,
+which also reads the cepstrum and log power spectrum themselves, :func:`spectral_planes`), both fitted
+on the training split only (``training/train_blurtype.py``), vote on the blur type (:func:`classify`);
+the parametric estimates give its parameters. :func:`analyze` adds the recoverability verdict (blur
+extent against image size, noise).
 """
 from __future__ import annotations
 
