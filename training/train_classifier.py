@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Fit the blur classifier (deblur_core/classifier_model.json) on the TRAIN split only.
+"""Fit the blur classifier's logistic model on the TRAIN split only (feature experiments).
+
+The shipped deblur_core/classifier_model.json comes from ``training/train_blurtype.py --export``, which
+refits this same model (``fit`` below) on the cases the blur-type network trains on; writing the file
+from here would pair the network with a model it was not validated with.
 
     .venv/bin/python training/train_classifier.py [--repeats 3] [--side 512]
 
