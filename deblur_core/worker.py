@@ -549,8 +549,9 @@ def _log_to(path):
     sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False)
 
 
-def _wait_for_client(path, idle, watch_pid):
-    """Listen on ``path`` until one client connects (returns the socket) or it is time to go (None)."""
+def _wait_for_client(path, idle, watch_pid, on_listen=None):
+    """Listen on ``path`` until one client connects (returns the socket) or it is time to go (None);
+    ``on_listen()`` runs once the socket listens (a client arriving meanwhile waits in the backlog)."""
     import fcntl
     import select
     import socket
@@ -571,6 +572,8 @@ def _wait_for_client(path, idle, watch_pid):
         try:
             server.bind(path)
             server.listen(1)
+            if on_listen is not None:
+                on_listen()
             deadline = time.monotonic() + float(idle)
             while conn is None:
                 if select.select([server], [], [], 1.0)[0]:
@@ -592,8 +595,14 @@ def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0):
     log = path + ".%d.log" % os.getpid()
     _log_to(log)
     token = _engine_token()
-    if engine_import is None:
+    prefault = None
+    if engine_import is None:  # started ahead of any request: warm the engine and the heap up
         engine_import = _EngineImport(warm=True)
+
+        def prefault():
+            # In this (main) thread: memory a helper thread frees goes back to the system at once.
+            from .memory import prefault as touch_heap
+            touch_heap()
     import gc
     rc = 0
     try:
@@ -606,7 +615,8 @@ def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0):
                 release_free_memory()  # malloc keeps freed memory (main()); hand it back, then check again
                 if _rss_mb() > MAX_IDLE_RSS_MB:
                     return 0
-            conn = _wait_for_client(path, idle, watch_pid)
+            conn = _wait_for_client(path, idle, watch_pid, on_listen=prefault)
+            prefault = None
             if conn is None:
                 return 0
             engine_import.connected.set()

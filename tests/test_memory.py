@@ -45,3 +45,25 @@ def test_policy_keeps_freed_memory_up_to_a_photo_size():
         assert memory.policy_for(memory.KEEP_FREED_MAX_PIXELS + 1) is False   # peak memory first
     finally:
         memory.keep_freed_memory(False)   # leave this test process as glibc made it
+
+
+PREFAULT = r"""
+import json, resource
+import numpy as np
+from deblur_core.memory import prefault
+n = prefault(200 * 2**20)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+a = np.ones(150 * 2**20 // 8)     # lands on the pages prefault() touched
+print(json.dumps({"n": n, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+"""
+
+
+def test_prefault_leaves_pages_for_the_next_photo():
+    """What a standby worker started ahead of any request does (in its main thread)."""
+    out = json.loads(subprocess.run([sys.executable, "-c", PREFAULT], capture_output=True, text=True,
+                                    check=True).stdout)
+    if not sys.platform.startswith("linux"):
+        assert out["n"] == 0
+        return
+    assert out["n"] == 200 * 2**20
+    assert out["faults"] <= 10, out
