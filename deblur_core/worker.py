@@ -595,14 +595,11 @@ def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0):
     log = path + ".%d.log" % os.getpid()
     _log_to(log)
     token = _engine_token()
-    prefault = None
+    warm_heap = None
     if engine_import is None:  # started ahead of any request: warm the engine and the heap up
         engine_import = _EngineImport(warm=True)
-
-        def prefault():
-            # In this (main) thread: memory a helper thread frees goes back to the system at once.
-            from .memory import prefault as touch_heap
-            touch_heap()
+        # the heap in this (main) thread: memory that a helper thread frees goes straight back
+        from .memory import prefault as warm_heap
     import gc
     rc = 0
     try:
@@ -612,11 +609,11 @@ def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0):
             gc.collect()
             if _rss_mb() > MAX_IDLE_RSS_MB:
                 from .memory import release_free_memory
-                release_free_memory()  # malloc keeps freed memory (main()); hand it back, then check again
+                release_free_memory()  # malloc keeps freed memory (memory.policy_for): hand it back, check again
                 if _rss_mb() > MAX_IDLE_RSS_MB:
                     return 0
-            conn = _wait_for_client(path, idle, watch_pid, on_listen=prefault)
-            prefault = None
+            conn = _wait_for_client(path, idle, watch_pid, on_listen=warm_heap)
+            warm_heap = None
             if conn is None:
                 return 0
             engine_import.connected.set()
