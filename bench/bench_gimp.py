@@ -253,6 +253,8 @@ def main():
         print(f"  call {i + 1}: {sec:.2f} s = read {t.get('read_s', 0):.2f} + worker {t.get('worker_s', 0):.2f} "
               f"({t.get('worker', '?')}; its deblur() {eng:.2f}) + write {t.get('write_s', 0):.2f}"
               f" + GIMP's call {sec - t.get('read_s', 0) - t.get('worker_s', 0) - t.get('write_s', 0):.2f}"
+              f" (plug-in start {t.get('start_s') if t.get('start_s') is not None else float('nan'):.2f},"
+              f" reaching the worker {t.get('connect_s', float('nan')):.2f})"
               f" -> {sec - eng:+.2f} s over its deblur()")
     print(f"PNG load in GIMP: {res['load_s']:.2f} s; new layer: {res['layers'][0]}")
 

@@ -2,11 +2,21 @@
 
 Images are float32 arrays in [0, 1], (H, W) or (H, W, C), sRGB-encoded; see :mod:`deblur_core.color`.
 """
-from .classifier import analyze
-from .pipeline import MODES, DeblurResult, deblur
-
 __all__ = ["analyze", "deblur", "DeblurResult", "MODES", "warm_up"]
 __version__ = "0.1.0"
+
+# Imported on first use (PEP 562): the GIMP worker (``python -m deblur_core.worker``) starts listening
+# for the plug-in at once and imports numpy / OpenCV / SciPy in a thread meanwhile.
+_LAZY = {"analyze": ".classifier", "deblur": ".pipeline", "DeblurResult": ".pipeline", "MODES": ".pipeline"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def warm_up() -> None:
@@ -14,6 +24,8 @@ def warm_up() -> None:
     session) on a tiny photo, so that a process kept ready for the next request (the GIMP plug-in's
     standby worker) answers it as fast as a warm engine. Failures are ignored: a real call reports them."""
     import numpy as np
+    from .classifier import analyze
+    from .pipeline import deblur
     rng = np.random.default_rng(0)
     img = (0.5 + 0.1 * rng.standard_normal((96, 128, 3))).clip(0, 1).astype(np.float32)
     for call in (lambda: analyze(img),

@@ -572,8 +572,8 @@ def _wait_for_client(path, idle, watch_pid, on_listen=None):
         try:
             server.bind(path)
             server.listen(1)
-            if on_listen is not None:
-                on_listen()
+            if on_listen is not None and not select.select([server], [], [], 0)[0]:
+                on_listen()  # skipped when a client is already waiting
             deadline = time.monotonic() + float(idle)
             while conn is None:
                 if select.select([server], [], [], 1.0)[0]:

@@ -137,12 +137,14 @@ def _engine_call(op, image, drawable, options, progress):
     """Reach the engine (the standby worker, or a new one that imports while GIMP reads the layer's
     region), send the request.
 
-    Returns ((x, y, w, h, fmt, channels, dtype), report, outputs, timing {read_s, worker_s, worker});
+    Returns ((x, y, w, h, fmt, channels, dtype), report, outputs, timing {connect_s, read_s, worker_s, worker});
     engine failures come back as PlugInError. Afterwards the worker is either gone or waiting, idle,
     as the standby for the next call."""
     worker = client.Worker(standby=True)
     try:
+        t0 = time.monotonic()
         worker.start()  # a waiting standby worker, or a new one that imports while GIMP reads the layer
+        t_connect = time.monotonic() - t0
         t0 = time.monotonic()
         x, y, w, h, fmt, channels, dtype, data = _read_region(image, drawable)
         t_read = time.monotonic() - t0
@@ -152,7 +154,8 @@ def _engine_call(op, image, drawable, options, progress):
         raise PlugInError(str(exc)) from None
     finally:
         worker.close()
-    timing = {"read_s": round(t_read, 3), "worker_s": round(time.monotonic() - t0, 3), "worker": worker.source}
+    timing = {"connect_s": round(t_connect, 3), "read_s": round(t_read, 3),
+              "worker_s": round(time.monotonic() - t0, 3), "worker": worker.source}
     return (x, y, w, h, fmt, channels, dtype), report, outputs, timing
 
 
@@ -616,7 +619,20 @@ def _dialog(procedure, config, drawable, mode):
         dialog.destroy()
 
 
+def _since_process_start():
+    """Seconds since this plug-in process started (Linux /proc; None elsewhere): how long GIMP's
+    launch of the plug-in took (Python, gi and GEGL start-up, registration) before the run."""
+    try:
+        with open("/proc/self/stat") as fh:
+            started = int(fh.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as fh:
+            return round(float(fh.read().split()[0]) - started, 3)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_procedure(procedure, run_mode, image, drawables, config, data):
+    start_s = _since_process_start()
     name = procedure.get_name()
     mode = PROCEDURES[name][0]
     try:
@@ -629,6 +645,7 @@ def run_procedure(procedure, run_mode, image, drawables, config, data):
             layer, report = _run_analyze(procedure, run_mode, image, drawable, config)
         else:
             layer, report = _run_correction(procedure, mode, image, drawable, config)
+        report.setdefault("plugin_timing", {})["start_s"] = start_s
     except PlugInError as exc:
         return _error(procedure, str(exc))
     except Exception as exc:  # noqa: BLE001 - never leave GIMP with a Python traceback only
