@@ -549,29 +549,48 @@ def _log_to(path):
     sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False)
 
 
-def _wait_for_client(path, idle, watch_pid, on_listen=None):
-    """Listen on ``path`` until one client connects (returns the socket) or it is time to go (None);
-    ``on_listen()`` runs once the socket listens (a client arriving meanwhile waits in the backlog)."""
+def _listen(path):
+    """Take the socket ``path``: ``(lock, server)`` listening on it, or None when another standby worker
+    already waits there. One waiting worker per socket: the lock is held while it waits, released once
+    it has a client (so another can take its place while it works)."""
     import fcntl
-    import select
     import socket
-    import time
 
-    # One waiting worker per socket: the lock is held while it waits, released once it has a client
-    # (so another can take its place while it works).
     lock = open(path + ".lock", "a+b")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         lock.close()
         return None  # another standby worker is already waiting
-    conn = None
     try:
         _remove(path)
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             server.bind(path)
             server.listen(1)
+        except BaseException:
+            server.close()
+            raise
+    except BaseException:
+        lock.close()
+        raise
+    return lock, server
+
+
+def _wait_for_client(path, idle, watch_pid, on_listen=None, listener=None):
+    """Listen on ``path`` (or use ``listener``, from :func:`_listen`) until one client connects (returns
+    the socket) or it is time to go (None); ``on_listen()`` runs once the socket listens (a client
+    arriving meanwhile waits in the backlog)."""
+    import select
+    import time
+
+    listener = listener or _listen(path)
+    if listener is None:
+        return None
+    lock, server = listener
+    conn = None
+    try:
+        try:
             if on_listen is not None and not select.select([server], [], [], 0)[0]:
                 on_listen()  # skipped when a client is already waiting
             deadline = time.monotonic() + float(idle)
@@ -588,10 +607,11 @@ def _wait_for_client(path, idle, watch_pid, on_listen=None):
     return conn
 
 
-def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0):
+def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0, listener=None):
     """Answer requests on the Unix socket ``path``, one client at a time (see the module docstring),
     until ``idle`` seconds pass without one, the process ``watch_pid`` is gone, the engine's files
-    change, a client goes away mid-request (cancel), or :data:`MAX_REQUESTS`; returns the exit code."""
+    change, a client goes away mid-request (cancel), or :data:`MAX_REQUESTS`; returns the exit code.
+    ``listener``: the socket already taken (:func:`_listen`), for the first wait."""
     log = path + ".%d.log" % os.getpid()
     _log_to(log)
     token = _engine_token()
@@ -612,8 +632,8 @@ def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0):
                 release_free_memory()  # malloc keeps freed memory (memory.policy_for): hand it back, check again
                 if _rss_mb() > MAX_IDLE_RSS_MB:
                     return 0
-            conn = _wait_for_client(path, idle, watch_pid, on_listen=warm_heap)
-            warm_heap = None
+            conn = _wait_for_client(path, idle, watch_pid, on_listen=warm_heap, listener=listener)
+            warm_heap = listener = None
             if conn is None:
                 return 0
             engine_import.connected.set()
@@ -631,6 +651,10 @@ def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0):
                 return rc
         return rc
     finally:
+        if listener is not None:  # left before its first wait: give the socket up
+            listener[1].close()
+            _remove(path)
+            listener[0].close()
         _remove(log)
 
 
@@ -686,16 +710,24 @@ def main(argv=None):
     rc = _serve_guarded(sys.stdin.buffer, chan, engine_import)
     if not a.standby or rc not in (0, 1):
         return rc
-    # Answered: hand the pipes back (the plug-in reads to EOF) and wait for the next request, warm.
+    # Answered: take the socket *before* handing the pipes back (the plug-in reads to EOF), so the
+    # plug-in's next call, however soon, finds it (it would otherwise start a new process); then wait
+    # for that call, warm.
     _WATCHING_PARENT.clear()
+    try:
+        listener = _listen(a.standby)
+    except OSError:
+        listener = None
     try:
         proto.close()
     except OSError:
         pass
+    if listener is None:
+        return rc  # another standby worker already waits (or the socket cannot be made)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    return standby(a.standby, a.idle, a.watch_pid, engine_import, served=1)
+    return standby(a.standby, a.idle, a.watch_pid, engine_import, served=1, listener=listener)
 
 
 if __name__ == "__main__":
