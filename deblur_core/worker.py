@@ -611,7 +611,8 @@ def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0, listene
     """Answer requests on the Unix socket ``path``, one client at a time (see the module docstring),
     until ``idle`` seconds pass without one, the process ``watch_pid`` is gone, the engine's files
     change, a client goes away mid-request (cancel), or :data:`MAX_REQUESTS`; returns the exit code.
-    ``listener``: the socket already taken (:func:`_listen`), for the first wait."""
+    ``listener``: the socket already taken (:func:`_listen`), for the first wait; after each request
+    the worker takes it again at once, so it listens by the time the plug-in has read its answer."""
     log = path + ".%d.log" % os.getpid()
     _log_to(log)
     token = _engine_token()
@@ -624,6 +625,13 @@ def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0, listene
     rc = 0
     try:
         while served < MAX_REQUESTS:
+            if listener is None:
+                # Listen at once, before tidying up: the plug-in's next call may come right after our
+                # answer, and a call that finds no socket starts a new process (it waits in the
+                # backlog meanwhile).
+                listener = _listen(path)
+                if listener is None:
+                    return 0  # another standby worker already waits
             # Drop the last request's Python objects. The C heap stays as it is: handing it back
             # (malloc_trim) made the next 12 MP request 0.8 s slower, every page faulted in again.
             gc.collect()
@@ -651,7 +659,7 @@ def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0, listene
                 return rc
         return rc
     finally:
-        if listener is not None:  # left before its first wait: give the socket up
+        if listener is not None:  # left before waiting on it: give the socket up
             listener[1].close()
             _remove(path)
             listener[0].close()

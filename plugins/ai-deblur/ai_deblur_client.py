@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 CONFIG_NAME = "ai-deblur.json"
 WORKER_MODULE = "deblur_core.worker"
@@ -232,6 +233,7 @@ class Worker:
         self._dead = False
         self._answered = False
         self._respawn = False    # start a standby worker in close() (ours was killed by a cancel)
+        self._standby_at = None  # the socket a new worker will listen on once it answered
 
     # -- process --------------------------------------------------------------------------------
     def start(self):
@@ -256,6 +258,26 @@ class Worker:
         self._in, self._out = self.proc.stdin, self.proc.stdout
         self.source = "new process"
         self._stays = bool(path)
+        self._standby_at = path
+
+    def _await_standby(self, seconds=5.0):
+        """A worker that answered goes on as the standby worker: wait until it listens again (it does
+        so first thing, so this is a few milliseconds at most), so the next call, however soon, finds it
+        instead of starting another process. Stops waiting when the worker is gone."""
+        def alive():
+            if self.proc is not None:
+                return self.proc.poll() is None
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return False
+            except OSError:
+                pass
+            return True
+
+        end = time.monotonic() + seconds
+        while self._standby_at and not os.path.exists(self._standby_at) and alive() and time.monotonic() < end:
+            time.sleep(0.002)
 
     def _connect_standby(self, path):
         if not os.path.exists(path):
@@ -276,6 +298,7 @@ class Worker:
         self.pid, self.log = int(hello["standby"]), hello.get("log")
         self.source = "standby"
         self._stays = True
+        self._standby_at = path
         return True
 
     def kill(self):
@@ -429,6 +452,8 @@ class Worker:
                         self.proc.wait(timeout=30)
                     except subprocess.TimeoutExpired:
                         self.kill()
+                else:
+                    self._await_standby()
                 return msg.get("report") or {}, outputs
         finally:
             t.join(timeout=1)

@@ -293,7 +293,8 @@ def test_worker_stays_warm_between_requests(standby_env, monkeypatch):
         np.testing.assert_array_equal(np.frombuffer(outputs["image"][1], np.uint8).reshape(9, 11, 3), img)
         assert w.source == ("new process" if i == 0 else "standby")
         pids.append(w.proc.pid if w.proc else w.pid)
-        assert _wait_for(lambda: os.path.exists(path), 30), "the worker did not stay"
+        # listening by the time the answer is back: the next call, however soon, finds it
+        assert os.path.exists(path), "the worker did not stay (or not yet)"
     assert len(set(pids)) == 1 and _standby_pids(folder) == pids[:1]
     # another request while none waits (the standby is busy or gone): a new process does the work
     os.kill(pids[0], 9)
