@@ -55,10 +55,12 @@ class Sampler:
         areas = np.array([im.shape[0] * im.shape[1] for im in images], np.float64)
         self.p = areas / areas.sum()
 
-    def crop_one(self) -> np.ndarray:
+    def crop_one(self, size: int | None = None) -> np.ndarray:
+        """A random ``size`` px (default: the sampler's crop) square of a random photo, in [0, 1]:
+        25 % area-downscaled 2x first, then a random rotation and flip."""
         import cv2
 
-        rng, c = self.rng, self.crop
+        rng, c = self.rng, size or self.crop
         im = self.images[rng.choice(len(self.images), p=self.p)]
         scale = 2 if rng.uniform() < 0.25 and min(im.shape[:2]) > 4 * c else 1
         s = c * scale

@@ -45,7 +45,7 @@ for p in (HERE, ROOT, os.path.join(ROOT, "tools")):
 from degrade import degrade, random_kernel  # noqa: E402
 from model import Denoiser  # noqa: E402
 from photos import photo_paths  # noqa: E402
-from train import load_rgb  # noqa: E402
+from train import Sampler, load_rgb  # noqa: E402
 
 from deblur_core.color import srgb_to_linear  # noqa: E402
 from deblur_core.deconvolution import estimate_noise  # noqa: E402
@@ -62,32 +62,15 @@ class Cases:
     """Blurred, noisy crops ready for the unrolled loop, all of one padded shape per batch."""
 
     def __init__(self, images, crop: int, rng: np.random.Generator):
-        self.images, self.crop, self.rng = images, crop, rng
-        areas = np.array([im.shape[0] * im.shape[1] for im in images], np.float64)
-        self.p = areas / areas.sum()
+        self.crop, self.rng = crop, rng
+        self.sampler = Sampler(images, crop, rng)    # train.py's crops: downscale, rotation, flip
         self.margin = int(MAX_KERNEL * 1.5) + 8      # fixed, so every case pads to the same shape
-
-    def sharp_crop(self, ctx: int) -> np.ndarray:
-        import cv2
-        rng, c = self.rng, self.crop + 2 * ctx
-        im = self.images[rng.choice(len(self.images), p=self.p)]
-        scale = 2 if rng.uniform() < 0.25 and min(im.shape[:2]) > 2 * c + 2 else 1
-        s = c * scale
-        y = rng.integers(0, im.shape[0] - s + 1)
-        x = rng.integers(0, im.shape[1] - s + 1)
-        patch = im[y:y + s, x:x + s]
-        if scale > 1:
-            patch = cv2.resize(patch, (c, c), interpolation=cv2.INTER_AREA)
-        patch = np.rot90(patch, rng.integers(0, 4))
-        if rng.uniform() < 0.5:
-            patch = patch[:, ::-1]
-        return np.ascontiguousarray(patch, np.float32) / 255
 
     def one(self, sigma: float, gray: bool):
         rng = self.rng
         psf, _ = random_kernel(rng, max_size=MAX_KERNEL)
         ctx = psf.shape[0] // 2 + 2
-        sharp = self.sharp_crop(ctx)
+        sharp = self.sampler.crop_one(self.crop + 2 * ctx)
         if gray:
             sharp = np.repeat((sharp @ np.array([0.2126, 0.7152, 0.0722], np.float32))[..., None], 3, axis=2)
         # Blur the crop with its surroundings, then cut: the borders hold real outside content.
