@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from model import Denoiser, count_parameters, macs_per_pixel  # noqa: E402
+from model import Denoiser, count_parameters, load_onnx_weights, macs_per_pixel  # noqa: E402
 
 
 def main(argv=None):
@@ -31,6 +31,10 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA")
+    ap.add_argument("--blend-with", default="", metavar="ONNX",
+                    help="export (1 - alpha) x this file's weights + alpha x the checkpoint's (weight-space "
+                         "ensemble of a fine-tuned network and its start, WiSE-FT: Wortsman et al., CVPR 2022)")
+    ap.add_argument("--alpha", type=float, default=0.5, help="with --blend-with: the checkpoint's share")
     ap.add_argument("--update-table", action="store_true",
                     help="write the new sha256 into deblur_core/network.py's MODELS entry of this file")
     a = ap.parse_args(argv)
@@ -41,6 +45,11 @@ def main(argv=None):
     cfg = ck["config"]
     model = Denoiser(tuple(cfg["widths"]), tuple(cfg["blocks"]))
     model.load_state_dict(ck["model"] if a.raw else ck["ema"])
+    if a.blend_with:
+        base = Denoiser(tuple(cfg["widths"]), tuple(cfg["blocks"]))
+        load_onnx_weights(base, a.blend_with)
+        b, f = base.state_dict(), model.state_dict()
+        model.load_state_dict({k: (1 - a.alpha) * b[k] + a.alpha * f[k] for k in f})
     model.eval()
 
     os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -78,6 +87,8 @@ def main(argv=None):
     info = {"file": os.path.relpath(out, ROOT), "sha256": digest, "bytes": os.path.getsize(out),
             "parameters": count_parameters(model), "macs_per_pixel": round(macs_per_pixel(model)),
             "step": ck["step"], "config": cfg, "max_abs_diff_torch_vs_onnxruntime": worst}
+    if a.blend_with:
+        info["blend"] = {"with": os.path.basename(a.blend_with), "alpha": a.alpha}
     print(json.dumps(info, indent=2))
     if worst > a.tol:
         print(f"FAIL: onnxruntime differs from torch by {worst:.2e} > {a.tol}")

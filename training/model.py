@@ -78,6 +78,15 @@ def macs_per_pixel(model: nn.Module, size: int = 64) -> float:
     return total[0] / (size * size)
 
 
+def load_onnx_weights(model: nn.Module, path: str) -> None:
+    """Load the weights of an exported ONNX file of this architecture (its initializers carry the
+    state_dict's names) into ``model``."""
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.load(path)
+    model.load_state_dict({i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in m.graph.initializer})
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -43,11 +43,11 @@ for p in (HERE, ROOT, os.path.join(ROOT, "tools")):
         sys.path.insert(0, p)
 
 from degrade import degrade, random_kernel  # noqa: E402
-from model import Denoiser  # noqa: E402
+from model import Denoiser, load_onnx_weights  # noqa: E402
 from photos import photo_paths  # noqa: E402
 from train import Sampler, load_rgb  # noqa: E402
 
-from deblur_core.color import srgb_to_linear  # noqa: E402
+from deblur_core.color import linear_to_srgb, srgb_to_linear  # noqa: E402
 from deblur_core.deconvolution import estimate_noise  # noqa: E402
 from deblur_core.fftutils import pad_for_deconvolution, psf2otf  # noqa: E402
 from deblur_core.pnp import auto_iterations, schedule  # noqa: E402
@@ -61,8 +61,8 @@ N_VAL_PHOTOS = 4
 class Cases:
     """Blurred, noisy crops ready for the unrolled loop, all of one padded shape per batch."""
 
-    def __init__(self, images, crop: int, rng: np.random.Generator):
-        self.crop, self.rng = crop, rng
+    def __init__(self, images, crop: int, rng: np.random.Generator, soft: float = 0.0):
+        self.crop, self.rng, self.soft = crop, rng, soft
         self.sampler = Sampler(images, crop, rng)    # train.py's crops: downscale, rotation, flip
         self.margin = int(MAX_KERNEL * 1.5) + 8      # fixed, so every case pads to the same shape
 
@@ -71,6 +71,8 @@ class Cases:
         psf, _ = random_kernel(rng, max_size=MAX_KERNEL)
         ctx = psf.shape[0] // 2 + 2
         sharp = self.sampler.crop_one(self.crop + 2 * ctx)
+        if rng.uniform() < self.soft:
+            sharp = soften(sharp, rng)
         if gray:
             sharp = np.repeat((sharp @ np.array([0.2126, 0.7152, 0.0722], np.float32))[..., None], 3, axis=2)
         # Blur the crop with its surroundings, then cut: the borders hold real outside content.
@@ -95,6 +97,22 @@ class Cases:
         sharp = torch.from_numpy(np.stack([i[3] for i in items]))
         sn = np.array([i[4] for i in items])
         return z0, otf, items[0][2], sharp, sn, gray
+
+
+def soften(sharp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A target that is soft in places, as photos are (depth of field, lens softness): gaussian blur
+    of sigma 0.6-3 px in linear light, over the whole crop (30 %) or under a smooth random mask. The
+    loop must then remove the kernel's blur only, not sharpen what was soft before it (a prior trained
+    on sharp-everywhere targets turned out-of-focus edges hard, and shifted them)."""
+    import cv2
+    lin = srgb_to_linear(sharp)
+    soft = cv2.GaussianBlur(lin, (0, 0), float(rng.uniform(0.6, 3.0)))
+    if rng.uniform() < 0.7:
+        h, w = lin.shape[:2]
+        m = cv2.resize(rng.random((4, 4)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+        m = 1 / (1 + np.exp(-(m - 0.5) * 10))
+        soft = m[..., None] * soft + (1 - m[..., None]) * lin
+    return np.clip(linear_to_srgb(soft), 0, 1).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------- the unrolled loop
@@ -147,17 +165,9 @@ def unrolled(model, z0, otf, crop, sn_est, *, gray: bool = False, strength_scale
     return outs
 
 
-def load_onnx_weights(model, path):
-    import onnx
-    from onnx import numpy_helper
-    m = onnx.load(path)
-    state = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in m.graph.initializer}
-    model.load_state_dict(state)
-
-
 # ------------------------------------------------------------------------------------------ train
-def val_set(images, crop, n=16):
-    cases = Cases(images, crop, np.random.default_rng(4321))
+def val_set(images, crop, n=16, soft=0.0):
+    cases = Cases(images, crop, np.random.default_rng(4321), soft=soft)
     out = []
     for sigma in (0.003, 0.01):
         for _ in range(n // 4):
@@ -195,6 +205,8 @@ def main(argv=None):
     ap.add_argument("--max-minutes", type=float, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init-onnx", default=os.path.join(ROOT, "models", "denoiser-v2.onnx"))
+    ap.add_argument("--init", default="", help="start from this run's checkpoint (its EMA weights) instead")
+    ap.add_argument("--soft", type=float, default=0.5, help="share of targets softened in places (soften())")
     a = ap.parse_args(argv)
 
     torch.set_num_threads(a.threads)
@@ -220,20 +232,31 @@ def main(argv=None):
         step, elapsed = ck["step"], ck.get("elapsed", 0.0)
         log(f"resumed {ckpt_path} at step {step} ({elapsed / 60:.1f} min trained)")
     else:
-        load_onnx_weights(model, a.init_onnx)
+        if a.init:
+            ck = torch.load(os.path.join(HERE, "checkpoints", f"{a.init}.pt"), map_location="cpu", weights_only=False)
+            model.load_state_dict(ck["ema"])
+            source = f"{a.init}'s EMA weights (step {ck['step']})"
+        else:
+            load_onnx_weights(model, a.init_onnx)
+            source = a.init_onnx
         ema.load_state_dict(model.state_dict())
-        log(f"new run {a.name}: {json.dumps(vars(a))}; initialised from {a.init_onnx}")
+        log(f"new run {a.name}: {json.dumps(vars(a))}; initialised from {source}")
     for p in ema.parameters():
         p.requires_grad_(False)
 
     paths = sorted(photo_paths("train"))
     val_paths, train_paths = paths[:N_VAL_PHOTOS], paths[N_VAL_PHOTOS:]
     images = [load_rgb(p) for p in train_paths]
-    vset = val_set([load_rgb(p) for p in val_paths], a.crop)
+    val_images = [load_rgb(p) for p in val_paths]
+    vsets = {"sharp": val_set(val_images, a.crop), "soft": val_set(val_images, a.crop, soft=1.0)}
     log(f"train photos {len(images)}, validation photos {len(val_paths)} (train split; held-out never used)")
+
+    def val_line():
+        return " ".join(f"psnr-{k} {validate(ema, v):.3f}" for k, v in vsets.items())
+
     if step == 0:
-        log(f"val step 0 psnr {validate(ema, vset):.3f}")
-    cases = Cases(images, a.crop, np.random.default_rng([a.seed, step]))
+        log(f"val step 0 {val_line()}")
+    cases = Cases(images, a.crop, np.random.default_rng([a.seed, step]), soft=a.soft)
 
     def lr_at(s):
         if s < a.warmup:
@@ -274,7 +297,7 @@ def main(argv=None):
             log(f"step {step} loss {loss_acc / n_acc:.5f} lr {lr_at(step):.2e} {(now - t_last) / n_acc:.2f} s/step")
             t_last, loss_acc, n_acc = now, 0.0, 0
         if step % a.val_every == 0 or step == a.steps:
-            log(f"val step {step} psnr {validate(ema, vset):.3f}")
+            log(f"val step {step} {val_line()}")
         if step % a.ckpt_every == 0:
             save()
         if a.max_minutes and (time.time() - t_start) > a.max_minutes * 60:
