@@ -66,12 +66,14 @@ def release_free_memory() -> bool:
     return bool(libc.malloc_trim(0)) if libc is not None else False
 
 
-def prefault(nbytes: int = 1 << 30, *, ram_fraction: float = 0.125) -> int:
+def prefault(nbytes: int = 1 << 30, *, ram_fraction: float = 0.125, stop=None) -> int:
     """Keep freed memory and touch ``nbytes`` of malloc's heap (at most ``ram_fraction`` of the
     machine's memory), then free it: the next photo's arrays land on pages that are already there
     instead of being faulted in and zeroed during the call (a 12 MP photo's first call faulted in
     about a gigabyte). For a process kept waiting for its next photo (the GIMP plug-in's standby
-    worker); the process then holds that memory while it waits. Returns the bytes touched."""
+    worker); the process then holds that memory while it waits. ``stop()``, asked between chunks of
+    64 MB, ends the warm-up early (a photo has arrived: it must not wait for it). Returns the bytes
+    touched."""
     import os
     if not keep_freed_memory():
         return 0
@@ -84,6 +86,12 @@ def prefault(nbytes: int = 1 << 30, *, ram_fraction: float = 0.125) -> int:
         return 0
     import numpy as np
     block = np.empty(n, np.uint8)
-    block[::4096] = 1   # one write per page faults it in
+    chunk = 64 << 20
+    done = 0
+    while done < n:
+        block[done:done + chunk:4096] = 1   # one write per page faults it in
+        done = min(n, done + chunk)
+        if stop is not None and stop():
+            break
     del block
-    return n
+    return done

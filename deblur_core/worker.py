@@ -579,8 +579,8 @@ def _listen(path):
 
 def _wait_for_client(path, idle, watch_pid, on_listen=None, listener=None):
     """Listen on ``path`` (or use ``listener``, from :func:`_listen`) until one client connects (returns
-    the socket) or it is time to go (None); ``on_listen()`` runs once the socket listens (a client
-    arriving meanwhile waits in the backlog)."""
+    the socket) or it is time to go (None); ``on_listen(stop=...)`` runs once the socket listens (a
+    client arriving meanwhile waits in the backlog; ``stop()`` tells it one does)."""
     import select
     import time
 
@@ -591,8 +591,11 @@ def _wait_for_client(path, idle, watch_pid, on_listen=None, listener=None):
     conn = None
     try:
         try:
-            if on_listen is not None and not select.select([server], [], [], 0)[0]:
-                on_listen()  # skipped when a client is already waiting
+            def client_waiting():
+                return bool(select.select([server], [], [], 0)[0])
+
+            if on_listen is not None and not client_waiting():
+                on_listen(stop=client_waiting)  # skipped, or cut short, when a client is waiting
             deadline = time.monotonic() + float(idle)
             while conn is None:
                 if select.select([server], [], [], 1.0)[0]:

@@ -67,3 +67,18 @@ def test_prefault_leaves_pages_for_the_next_photo():
         return
     assert out["n"] == 200 * 2**20
     assert out["faults"] <= 10, out
+
+
+def test_prefault_stops_when_asked():
+    """A photo that arrives while the standby worker warms its heap up cuts the warm-up short: it is
+    asked between 64 MB chunks."""
+    code = ("import json\nfrom deblur_core.memory import prefault\n"
+            "asked = []\n"
+            "n = prefault(512 * 2**20, stop=lambda: asked.append(1) or len(asked) >= 2)\n"
+            "print(json.dumps({'n': n, 'asked': len(asked)}))\n")
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                    check=True).stdout)
+    if not sys.platform.startswith("linux"):
+        assert out["n"] == 0
+        return
+    assert out == {"n": 128 * 2**20, "asked": 2}
