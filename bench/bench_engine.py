@@ -155,8 +155,12 @@ def bench_nonblind(split, n, seed, with_network):
         add("ours: Wiener (linear light)", psnr(deconvolve(y, psf, method="wiener"), sharp))
         if with_network:
             try:
+                from deblur_core.network import DEFAULT_DENOISER, load_model
                 from deblur_core.pnp import pnp_deconvolve
                 add("ours: network plug-and-play", psnr(pnp_deconvolve(y, psf), sharp))
+                # before: the white-noise denoiser the prior was fine-tuned from, in the same loop
+                add("ours: network plug-and-play with denoiser-v2 (before)",
+                    psnr(pnp_deconvolve(y, psf, model=load_model(DEFAULT_DENOISER)), sharp))
             except Exception as exc:  # reported, not hidden
                 print(f"network path failed: {exc}", file=sys.stderr)
                 with_network = False

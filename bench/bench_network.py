@@ -10,7 +10,9 @@ the comparison; the script still checks that the blurry input is the re-blur wit
 
 Rows: mean PSNR (sRGB, borders cropped, best +-2 px shift) of the blurry input, the engine's classical
 solvers (``deconvolution.deconvolve`` with "wiener" and "hyper-laplacian", given the true noise level)
-and ``pnp.pnp_deconvolve``. Target: the network path >= 1.0 dB over the best classical path.
+and ``pnp.pnp_deconvolve`` with its prior (``pnp-prior-v1``, trained inside the loop) and, as the
+before, with the white-noise denoiser it was fine-tuned from (``denoiser-v2``), same schedule.
+Target: the network path >= 1.0 dB over the best classical path.
 Also: speed in s/MP (with MACs per pixel), tiled vs untiled max difference, and peak memory (ru_maxrss
 of a fresh subprocess) for a 24 MP photo.
 
@@ -83,11 +85,13 @@ def main(argv=None):
     a = ap.parse_args(argv)
     as_engine_process()
 
-    model = network.load_model()
-    spec = model.spec
+    model = network.load_model()                                 # white-noise denoiser (denoise, before)
+    prior = network.load_model(network.DEFAULT_PNP_PRIOR)         # pnp's prior
+    spec = prior.spec
     n_its = a.iterations or auto_iterations(a.noise, schedule(a.noise)[1])
     print(f"model {spec.name}: {spec.parameters:,} parameters, {spec.macs_per_pixel:,} MAC/pixel, "
-          f"providers {model.providers}; noise sigma {a.noise} (linear light), {n_its} HQS iterations")
+          f"providers {prior.providers}; noise sigma {a.noise} (linear light), {n_its} HQS iterations; "
+          f"before: {model.spec.name} in the same loop")
     imgs = [(n, im) for n, im in photos("heldout", side=a.size) if min(im.shape[:2]) >= min(256, a.size)]
     full = [t for t in imgs if min(t[1].shape[:2]) >= a.size] or imgs   # prefer full-size crops
     if len(full) > a.count:                                               # spread over the sources
@@ -95,7 +99,7 @@ def main(argv=None):
     imgs = full[:a.count]
     print("photos: " + ", ".join(f"{n} {im.shape[1]}x{im.shape[0]}" for n, im in imgs))
     rng = np.random.default_rng(0)
-    rows, allres = [], {m: [] for m in ("blurry", "wiener", "hyper-laplacian", "pnp")}
+    rows, allres = [], {m: [] for m in ("blurry", "wiener", "hyper-laplacian", "pnp before", "pnp")}
     t_hl = t_pnp = mp = 0.0
     for kname, psf in kernels(not a.no_kernel_files):
         res = {m: [] for m in allres}
@@ -106,25 +110,27 @@ def main(argv=None):
             t = time.perf_counter()
             res["hyper-laplacian"].append(psnr(deconvolve(y, psf, method="hyper-laplacian", noise_sigma=a.noise), img))
             t_hl += time.perf_counter() - t
+            res["pnp before"].append(psnr(pnp_deconvolve(y, psf, noise_sigma=a.noise, iterations=a.iterations,
+                                                         model=model), img))
             t = time.perf_counter()
             res["pnp"].append(psnr(pnp_deconvolve(y, psf, noise_sigma=a.noise, iterations=a.iterations,
-                                                  model=model), img))
+                                                  model=prior), img))
             t_pnp += time.perf_counter() - t
             mp += img.shape[0] * img.shape[1] / 1e6
         means = {m: float(np.mean(v)) for m, v in res.items()}
         best = max(means["wiener"], means["hyper-laplacian"])
         rows.append([f"{kname} ({psf.shape[0]}px)", means["blurry"], means["wiener"], means["hyper-laplacian"],
-                     means["pnp"], means["pnp"] - best])
+                     means["pnp before"], means["pnp"], means["pnp"] - best])
         for m in allres:
             allres[m] += res[m]
         print(f"  {kname}: done", flush=True)
     means = {m: float(np.mean(v)) for m, v in allres.items()}
     best = max(means["wiener"], means["hyper-laplacian"])
-    rows.append(["**mean**", means["blurry"], means["wiener"], means["hyper-laplacian"], means["pnp"],
-                 means["pnp"] - best])
+    rows.append(["**mean**", means["blurry"], means["wiener"], means["hyper-laplacian"], means["pnp before"],
+                 means["pnp"], means["pnp"] - best])
     table(f"Non-blind deconvolution, true kernel, noise {a.noise}, {len(imgs)} held-out photos "
-          f"(PSNR dB, sRGB)", ["kernel", "blurry", "wiener", "hyper-laplacian", "pnp (network)",
-                               "pnp - best classical"], rows)
+          f"(PSNR dB, sRGB)", ["kernel", "blurry", "wiener", "hyper-laplacian", f"pnp, {model.spec.name}",
+                               f"pnp, {spec.name}", "pnp - best classical"], rows)
     verdict = "MET" if means["pnp"] - best >= 1.0 else "NOT MET"
     print(f"\ntarget network path >= best classical + 1.0 dB: {verdict} ({means['pnp'] - best:+.2f} dB)")
 
@@ -135,7 +141,7 @@ def main(argv=None):
     y = blur_case(big, psf, a.noise, rng)
     n_mp = y.shape[0] * y.shape[1] / 1e6
     t = time.perf_counter()
-    pnp_deconvolve(y, psf, noise_sigma=a.noise, iterations=a.iterations, model=model)
+    pnp_deconvolve(y, psf, noise_sigma=a.noise, iterations=a.iterations, model=prior)
     t_p = (time.perf_counter() - t) / n_mp
     t = time.perf_counter()
     deconvolve(y, psf, method="hyper-laplacian", noise_sigma=a.noise)
@@ -144,7 +150,7 @@ def main(argv=None):
     network.denoise(y, 0.03, model=model)
     t_d = (time.perf_counter() - t) / n_mp
     gmacs = spec.macs_per_pixel * 1e6 / 1e9
-    table(f"Speed ({os.cpu_count()} cores, onnxruntime {model.providers[0]}), 1 MP photo, 27 px kernel",
+    table(f"Speed ({os.cpu_count()} cores, onnxruntime {prior.providers[0]}), 1 MP photo, 27 px kernel",
           ["path", "s/MP", "MAC/pixel", "GMAC/s of the network"],
           [["denoiser alone (1 pass)", t_d, f"{spec.macs_per_pixel:,}", gmacs / t_d],
            [f"pnp, {n_its} iterations", t_p, f"{n_its * spec.macs_per_pixel:,}",

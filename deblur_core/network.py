@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ModelError", "ModelSpec", "MODELS", "DEFAULT_DENOISER", "models_dir", "load_model", "run_tiled",
+__all__ = ["ModelError", "ModelSpec", "MODELS", "DEFAULT_DENOISER", "DEFAULT_PNP_PRIOR", "models_dir", "load_model", "run_tiled",
            "denoise", "Model"]
 
 
@@ -62,6 +62,22 @@ MODELS: dict[str, ModelSpec] = {
         description="noise-level-conditioned U-Net denoiser; the prior of pnp.pnp_deconvolve and the "
                     "grain remover of old photos",
     ),
+    "pnp-prior-v1": ModelSpec(
+        name="pnp-prior-v1",
+        file="pnp-prior-v1.onnx",
+        sha256="455382fa107a81da7c764c8f6db4f40728212bc94cf907f0c3af4df7e8d8912d",
+        layout="NCHW float32: R', G', B' (sRGB-encoded) + per-pixel noise std map (same [0, 1] units) -> R', G', B'",
+        in_channels=4,
+        out_channels=3,
+        value_range=(0.0, 1.0),
+        pad_multiple=8,
+        tile=1024,
+        overlap=64,
+        macs_per_pixel=27424,
+        parameters=590764,
+        description="denoiser-v2 fine-tuned inside the plug-and-play loop (unfolded, end to end): the prior "
+                    "of pnp.pnp_deconvolve",
+    ),
     "blurtype-v1": ModelSpec(
         name="blurtype-v1",
         file="blurtype-v1.onnx",
@@ -80,7 +96,8 @@ MODELS: dict[str, ModelSpec] = {
                     "the hand-made features; its probabilities are combined with the logistic model's",
     ),
 }
-DEFAULT_DENOISER = "denoiser-v2"
+DEFAULT_DENOISER = "denoiser-v2"       # white-noise denoiser: network.denoise (grain of old photos)
+DEFAULT_PNP_PRIOR = "pnp-prior-v1"     # trained inside pnp's loop, for its schedule: pnp.pnp_deconvolve
 
 
 def models_dir() -> Path:

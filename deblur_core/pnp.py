@@ -11,7 +11,10 @@ alternates
   light (where blur happens), on an edge-tapered extension of the image (no ringing from the borders);
 * z-step: ``z = denoiser(x, sigma_i)``, the network of :mod:`deblur_core.network`, run on the
   sRGB-encoded estimate with a per-pixel noise map: noise that is uniform in linear light is scaled by
-  the slope of the sRGB curve, so the map is ``sigma_i * slope(x)``;
+  the slope of the sRGB curve, so the map is ``sigma_i * slope(x)``. The network (``pnp-prior-v1``) is
+  a white-noise denoiser fine-tuned inside this very loop, unfolded with its schedule (deep unfolding,
+  as in Zhang, Van Gool & Timofte's USRNet, CVPR 2020; ``training/train_unrolled.py``): what it removes
+  here is the x-step's ringing along the kernel, not white noise;
 
 with ``sigma_i`` falling geometrically from ``sigma_start`` to the noise level and
 ``alpha_i = lam * sigma_n^2 / sigma_i^2``. The kernel only enters the x-step, so one network serves
@@ -98,7 +101,7 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
 
     Returns float32 of the input's shape, sRGB-encoded, clipped to [0, 1].
     """
-    from .network import DEFAULT_DENOISER, load_model
+    from .network import DEFAULT_PNP_PRIOR, load_model
 
     img = np.asarray(image, np.float32)
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3)):
@@ -109,7 +112,7 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
     psf = normalize(psf)
     if psf.shape[0] > img.shape[0] or psf.shape[1] > img.shape[1]:
         raise ValueError(f"kernel {psf.shape[0]}x{psf.shape[1]} is larger than the image {img.shape[1]}x{img.shape[0]}")
-    model = model or load_model(DEFAULT_DENOISER)
+    model = model or load_model(DEFAULT_PNP_PRIOR)
     if map_mode not in ("slope", "uniform"):
         raise ValueError(f"unknown map_mode {map_mode!r}")
     gray = img.ndim == 2

@@ -33,6 +33,12 @@ def model():
     return load_model(threads=2)
 
 
+@pytest.fixture(scope="module")
+def prior():
+    """The plug-and-play prior (the denoiser fine-tuned inside pnp's loop)."""
+    return load_model(network.DEFAULT_PNP_PRIOR, threads=2)
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_shipped_file_matches_table(name):
     spec = MODELS[name]
@@ -104,7 +110,7 @@ def test_denoise_gray_and_map(model):
     assert _psnr(out, img) > _psnr(np.clip(noisy, 0, 1), img) + 4
 
 
-def test_pnp_beats_blurry_input(model):
+def test_pnp_beats_blurry_input(prior):
     from deblur_core.color import linear_to_srgb, srgb_to_linear
     from deblur_core.fftutils import convolve
     from deblur_core.kernels import motion_kernel
@@ -116,16 +122,16 @@ def test_pnp_beats_blurry_input(model):
     lin = convolve(srgb_to_linear(img), psf) + rng.standard_normal(img.shape).astype(np.float32) * 0.005
     blurry = linear_to_srgb(np.clip(lin, 0, 1))
     steps = []
-    out = pnp_deconvolve(blurry, psf, noise_sigma=0.005, iterations=4, model=model,
+    out = pnp_deconvolve(blurry, psf, noise_sigma=0.005, iterations=4, model=prior,
                          progress=lambda f, m: steps.append(f))
     assert out.shape == img.shape and out.dtype == np.float32
     assert steps[-1] == pytest.approx(1.0)
     assert _psnr(out, img, 12) > _psnr(blurry, img, 12) + 2.0
-    gray = pnp_deconvolve(blurry.mean(axis=2), psf, noise_sigma=0.005, iterations=2, model=model)
+    gray = pnp_deconvolve(blurry.mean(axis=2), psf, noise_sigma=0.005, iterations=2, model=prior)
     assert gray.shape == img.shape[:2]
 
 
-def test_pnp_cancel(model):
+def test_pnp_cancel(prior):
     from deblur_core.kernels import gaussian_kernel
     from deblur_core.pnp import pnp_deconvolve
 
@@ -137,10 +143,10 @@ def test_pnp_cancel(model):
 
     with pytest.raises(Stop):
         pnp_deconvolve(np.full((64, 64), 0.5, np.float32), gaussian_kernel(1.5), noise_sigma=0.01,
-                       model=model, progress=cancel)
+                       model=prior, progress=cancel)
 
 
-def test_pnp_tiled_matches_untiled(model):
+def test_pnp_tiled_matches_untiled(prior):
     """Big photos run the plug-and-play solver in overlapping tiles (memory); the result is the
     untiled one up to small differences and the same quality, and progress runs over all tiles."""
     from deblur_core.color import linear_to_srgb, srgb_to_linear
@@ -154,9 +160,9 @@ def test_pnp_tiled_matches_untiled(model):
     psf = defocus_kernel(3)
     lin = convolve(srgb_to_linear(img), psf) + rng.standard_normal(img.shape).astype(np.float32) * 0.005
     blurry = linear_to_srgb(np.clip(lin, 0, 1))
-    whole = pnp_deconvolve(blurry, psf, noise_sigma=0.005, iterations=3, model=model, tile=0)
+    whole = pnp_deconvolve(blurry, psf, noise_sigma=0.005, iterations=3, model=prior, tile=0)
     steps = []
-    tiled = pnp_deconvolve(blurry, psf, noise_sigma=0.005, iterations=3, model=model, tile=200,
+    tiled = pnp_deconvolve(blurry, psf, noise_sigma=0.005, iterations=3, model=prior, tile=200,
                            progress=lambda f, m: steps.append(f))
     assert tiled.shape == whole.shape and tiled.dtype == np.float32
     assert steps == sorted(steps) and steps[-1] == pytest.approx(1.0)
@@ -169,3 +175,22 @@ def test_pnp_tiled_matches_untiled(model):
         far[:, c - 32:c + 32] = False
     assert np.percentile(d[far], 99) < 1 / 255        # measured 0.15/255 (max 2.3/255)
     assert abs(_psnr(tiled, img, 16) - _psnr(whole, img, 16)) < 0.05
+
+
+def test_pnp_prior_beats_the_white_noise_denoiser_in_the_loop(model, prior):
+    """Quality regression of the unfolded training: in the same loop, with the same schedule and the
+    noise level estimated from the photo, the prior trained inside the loop restores a held-out photo
+    better than the denoiser it was fine-tuned from (measured: +0.86 dB motion, +0.45 dB defocus)."""
+    from deblur_core.color import linear_to_srgb, srgb_to_linear
+    from deblur_core.fftutils import convolve
+    from deblur_core.kernels import defocus_kernel, motion_kernel
+    from deblur_core.pnp import pnp_deconvolve
+
+    rng = np.random.default_rng(6)
+    img = np.ascontiguousarray(_photo("astronaut")[100:292, 150:342])
+    for psf, margin in ((motion_kernel(15, 60), 0.4), (defocus_kernel(4), 0.2)):
+        lin = convolve(srgb_to_linear(img), psf) + rng.standard_normal(img.shape).astype(np.float32) * 0.01
+        blurry = linear_to_srgb(np.clip(lin, 0, 1))
+        before = _psnr(pnp_deconvolve(blurry, psf, model=model), img, 12)
+        after = _psnr(pnp_deconvolve(blurry, psf, model=prior), img, 12)
+        assert after > before + margin, f"{psf.shape}: prior {after:.2f} dB, white-noise denoiser {before:.2f} dB"
