@@ -83,6 +83,15 @@ class Sampler:
         return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
+def warmup_cosine(step: int, lr: float, warmup: int, steps: int, *, floor: float) -> float:
+    """Learning rate at ``step``: linear warm-up over ``warmup`` steps, then cosine decay to ``floor``
+    x ``lr`` at ``steps``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
 def validation_set(n_images: int = 12, size: int = 256):
     """Fixed (input, target, sigma) triples from held-out photos; same every run."""
     rng = np.random.default_rng(1234)
@@ -178,10 +187,7 @@ def main(argv=None):
     vset = validation_set()
 
     def lr_at(s):
-        if s < a.warmup:
-            return a.lr * (s + 1) / a.warmup
-        t = min(1.0, (s - a.warmup) / max(1, a.steps - a.warmup))
-        return a.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+        return warmup_cosine(s, a.lr, a.warmup, a.steps, floor=0.01)
 
     def save():
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),

@@ -45,7 +45,7 @@ for p in (HERE, ROOT, os.path.join(ROOT, "tools")):
 from degrade import degrade, random_kernel  # noqa: E402
 from model import Denoiser, load_onnx_weights  # noqa: E402
 from photos import photo_paths  # noqa: E402
-from train import Sampler, load_rgb  # noqa: E402
+from train import Sampler, load_rgb, warmup_cosine  # noqa: E402
 
 from deblur_core.color import linear_to_srgb, srgb_to_linear  # noqa: E402
 from deblur_core.deconvolution import estimate_noise  # noqa: E402
@@ -259,10 +259,7 @@ def main(argv=None):
     cases = Cases(images, a.crop, np.random.default_rng([a.seed, step]), soft=a.soft)
 
     def lr_at(s):
-        if s < a.warmup:
-            return a.lr * (s + 1) / a.warmup
-        t = min(1.0, (s - a.warmup) / max(1, a.steps - a.warmup))
-        return a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+        return warmup_cosine(s, a.lr, a.warmup, a.steps, floor=0.05)
 
     def save():
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
