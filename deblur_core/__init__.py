@@ -19,10 +19,12 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def warm_up() -> None:
+def warm_up(stop=None) -> None:
     """Pay the one-time costs of a first call (lazy imports, OpenCV and FFT set-up, the network's
     session) on a tiny photo, so that a process kept ready for the next request (the GIMP plug-in's
-    standby worker) answers it as fast as a warm engine. Failures are ignored: a real call reports them."""
+    standby worker) answers it as fast as a warm engine. ``stop()``, asked before each step, ends it
+    early (a request has come: it would wait for the rest). Failures are ignored: a real call reports
+    them."""
     import numpy as np
     from .classifier import analyze
     from .pipeline import deblur
@@ -31,6 +33,8 @@ def warm_up() -> None:
     for call in (lambda: analyze(img),
                  lambda: deblur(img, mode="sharpen", strength=50, mask="auto"),
                  lambda: deblur(img, mode="motion", strength=50, mask="auto", length=5.0, angle=10.0)):
+        if stop is not None and stop():
+            return
         try:
             call()
         except Exception:  # noqa: BLE001 - best effort

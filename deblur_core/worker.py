@@ -373,7 +373,7 @@ class _EngineImport:
         warm_up = getattr(eng, "warm_up", None)
         if self.warm and callable(warm_up) and not self.connected.is_set():
             try:
-                warm_up()
+                warm_up(stop=self.connected.is_set)  # a request waits in get(): cut it short
             except BaseException:  # noqa: BLE001 - best effort; the request reports real failures
                 traceback.print_exc(file=sys.stderr)
 
