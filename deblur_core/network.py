@@ -59,8 +59,8 @@ MODELS: dict[str, ModelSpec] = {
         overlap=64,
         macs_per_pixel=27424,
         parameters=590764,
-        description="noise-level-conditioned U-Net denoiser; the prior of pnp.pnp_deconvolve and the "
-                    "grain remover of old photos",
+        description="noise-level-conditioned U-Net denoiser: the grain remover of old photos "
+                    "(network.denoise) and the start of pnp-prior-v1",
     ),
     "pnp-prior-v1": ModelSpec(
         name="pnp-prior-v1",

@@ -587,27 +587,33 @@ def _wait_for_client(path, idle, watch_pid, on_listen=None, listener=None):
     listener = listener or _listen(path)
     if listener is None:
         return None
-    lock, server = listener
+    server = listener[1]
     conn = None
     try:
-        try:
-            def client_waiting():
-                return bool(select.select([server], [], [], 0)[0])
+        def client_waiting():
+            return bool(select.select([server], [], [], 0)[0])
 
-            if on_listen is not None and not client_waiting():
-                on_listen(stop=client_waiting)  # skipped, or cut short, when a client is waiting
-            deadline = time.monotonic() + float(idle)
-            while conn is None:
-                if select.select([server], [], [], 1.0)[0]:
-                    conn, _ = server.accept()
-                elif time.monotonic() > deadline or not _pid_alive(watch_pid):
-                    break
-        finally:
-            server.close()
-            _remove(path)  # nobody may connect to a busy worker
+        if on_listen is not None and not client_waiting():
+            on_listen(stop=client_waiting)  # skipped, or cut short, when a client is waiting
+        deadline = time.monotonic() + float(idle)
+        while conn is None:
+            if select.select([server], [], [], 1.0)[0]:
+                conn, _ = server.accept()
+            elif time.monotonic() > deadline or not _pid_alive(watch_pid):
+                break
+    finally:
+        _release(listener, path)  # nobody may connect to a busy worker
+    return conn
+
+
+def _release(listener, path):
+    """Give up a socket taken by :func:`_listen`: stop listening, remove it, release the lock."""
+    lock, server = listener
+    try:
+        server.close()
+        _remove(path)
     finally:
         lock.close()
-    return conn
 
 
 def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0, listener=None):
@@ -663,9 +669,7 @@ def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0, listene
         return rc
     finally:
         if listener is not None:  # left before waiting on it: give the socket up
-            listener[1].close()
-            _remove(path)
-            listener[0].close()
+            _release(listener, path)
         _remove(log)
 
 

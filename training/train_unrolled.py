@@ -47,7 +47,7 @@ from model import Denoiser, load_onnx_weights  # noqa: E402
 from photos import photo_paths  # noqa: E402
 from train import Sampler, load_rgb, warmup_cosine  # noqa: E402
 
-from deblur_core.color import linear_to_srgb, srgb_to_linear  # noqa: E402
+from deblur_core.color import linear_to_srgb, luminance, srgb_to_linear  # noqa: E402
 from deblur_core.deconvolution import estimate_noise  # noqa: E402
 from deblur_core.fftutils import pad_for_deconvolution, psf2otf  # noqa: E402
 from deblur_core.pnp import auto_iterations, schedule  # noqa: E402
@@ -74,7 +74,7 @@ class Cases:
         if rng.uniform() < self.soft:
             sharp = soften(sharp, rng)
         if gray:
-            sharp = np.repeat((sharp @ np.array([0.2126, 0.7152, 0.0722], np.float32))[..., None], 3, axis=2)
+            sharp = np.repeat(luminance(sharp)[..., None], 3, axis=2)
         # Blur the crop with its surroundings, then cut: the borders hold real outside content.
         y = degrade(sharp, psf, noise_sigma=sigma, rng=rng)[ctx:-ctx, ctx:-ctx]
         if gray:
