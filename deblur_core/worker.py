@@ -49,7 +49,10 @@ import math
 import os
 import sys
 import threading
+import time
 import traceback
+
+_STARTED = time.monotonic()  # the process's start, for the timing report of its first request
 
 PROTOCOL_VERSION = 2
 MAX_PIXELS = 400_000_000  # sanity bound on W*H*C (1.6 GB of float32)
@@ -370,12 +373,19 @@ class _EngineImport:
         except BaseException as exc:  # noqa: BLE001 - re-raised in get()
             self.box["error"] = exc
             return
+        self.box["imported_at"] = time.monotonic() - _STARTED
         warm_up = getattr(eng, "warm_up", None)
         if self.warm and callable(warm_up) and not self.connected.is_set():
             try:
                 warm_up(stop=self.connected.is_set)  # a request waits in get(): cut it short
             except BaseException:  # noqa: BLE001 - best effort; the request reports real failures
                 traceback.print_exc(file=sys.stderr)
+            self.box["warm_at"] = time.monotonic() - _STARTED
+
+    def timing(self):
+        """Seconds since the process started: engine imported, warm-up over, heap warmed (and how many
+        MB of it; None: not yet)."""
+        return {k: round(self.box[k], 3) if k in self.box else None for k in ("imported_at", "warm_at", "heap_at", "heap_mb")}
 
     def get(self):
         self.thread.join()
@@ -402,8 +412,11 @@ def serve(stdin, chan, engine_import=None):
     h, w, c, dtype = req["height"], req["width"], req["channels"], req["dtype"]
     from .memory import policy_for
     policy_for(h * w)  # this process is ours: reuse freed memory up to a size (deblur_core/memory.py)
+    timing = {"request_at": round(time.monotonic() - _STARTED, 3)}
     data = _read_exact(stdin, h * w * c * _itemsize(dtype))  # while the engine import runs
+    t_get = time.monotonic()
     eng = engine_import.get()
+    timing.update(engine_import.timing(), engine_wait_s=round(time.monotonic() - t_get, 3))
     image = _as_engine_image(data, h, w, c, dtype)
     del data
 
@@ -442,7 +455,6 @@ def serve(stdin, chan, engine_import=None):
         if kernel.ndim != 2 or kernel.size == 0 or not np.isfinite(kernel).all():
             raise ProtocolError("the kernel option must be a non-empty 2-D list of numbers")
     progress(0.0, f"Starting {mode} deblur")
-    import time
     t0 = time.perf_counter()
     res = eng.deblur(image, mode=mode, strength=strength, kernel=kernel, mask=mask,
                      progress=progress, **extra)
@@ -457,6 +469,7 @@ def serve(stdin, chan, engine_import=None):
     report = dict(getattr(res, "report", None) or {})
     report.setdefault("title", f"AI Deblur: {mode}, {strength:g}%")
     report["engine_s"] = round(engine_s, 3)  # deblur() alone, for the round-trip benchmark
+    report["worker_timing"] = timing
     mdtype = _mask_dtype(dtype)
     buffers = [("image", _to_wire(out, dtype), dtype), ("mask", _to_wire(m, mdtype), mdtype)]
     # The layers a retoucher would build (old photo: background + subjects; subject mask: background
@@ -629,7 +642,12 @@ def standby(path, idle=600.0, watch_pid=0, engine_import=None, served=0, listene
     if engine_import is None:  # started ahead of any request: warm the engine and the heap up
         engine_import = _EngineImport(warm=True)
         # the heap in this (main) thread: memory that a helper thread frees goes straight back
-        from .memory import prefault as warm_heap
+        from .memory import prefault
+
+        def warm_heap(stop):
+            touched = prefault(stop=stop)
+            engine_import.box["heap_at"] = time.monotonic() - _STARTED
+            engine_import.box["heap_mb"] = touched >> 20
     import gc
     rc = 0
     try:
