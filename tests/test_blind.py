@@ -191,19 +191,13 @@ def test_multi_start_candidates():
 
 
 def test_finest_level_keeps_the_true_kernel(gray_photo, monkeypatch):
-    """Started from the true kernel, the finest level's alternations must stay near it: its fixed
-    point is the estimator's ceiling. With Cho & Lee's edge selection there as well, they drifted away
-    (bench_shake train cases: ratio <= 2 on 4 of 10 against 7 of 10 with all gradients)."""
+    """Started from the true kernel, the finest level's alternations stay near it: that fixed point is
+    the estimator's ceiling (a step that drifts from the truth caps every estimate)."""
     from deblur_core import blind
     k = hook_kernel(21)
     blurred = blur_linear(gray_photo, k, noise=0.005, seed=3)
     monkeypatch.setattr(blind, "_COARSEST", 10 ** 6)           # one level: the finest
     monkeypatch.setattr(blind, "_initial_kernel", lambda ks, start: k.astype(np.float64))
-    sims = {}
-    for fine_levels in (1, 0):                                   # as shipped; selection everywhere
-        monkeypatch.setitem(blind._OPT, "fine_levels", fine_levels)
-        psf, _ = estimate_kernel(blurred, 21, lam=1e-3)
-        _check_kernel(psf)
-        sims[fine_levels] = similarity(k, psf)
-    assert sims[1] >= 0.9
-    assert sims[1] >= sims[0] - 0.02
+    psf, _ = estimate_kernel(blurred, 21, lam=1e-3)
+    _check_kernel(psf)
+    assert similarity(k, psf) >= 0.9
