@@ -129,6 +129,33 @@ def test_auto_size(gray_photo):
     assert info["auto_size"]
     assert 9 <= psf.shape[0] <= 41
     assert similarity(k, psf) >= 0.6
+    # the generous window shrank to the support found, below the moderate one: no second estimate
+    assert info["window"] <= 23 and "candidates" not in info
+
+
+def test_auto_size_runaway_window_is_caught(gray_photo, monkeypatch):
+    """The generous window alone can end filled with streaks; the moderate window's kernel then wins."""
+    from deblur_core import blind
+    k = hook_kernel(15)
+    blurred = blur_linear(gray_photo, k, noise=0.005, seed=5)
+    real = blind._estimate
+
+    def runaway_first(image, kernel_size, **kw):
+        psf, info = real(image, kernel_size, **kw)
+        if kernel_size is None:                   # the generous window, never shrunk: a streak across it
+            n = 41
+            psf = np.zeros((n, n), np.float32)
+            psf[n // 2, :] = 1.0 / n
+            info = dict(info, size=n, window=n)
+        return psf, info
+
+    monkeypatch.setattr(blind, "_estimate", runaway_first)
+    psf, info = estimate_kernel(blurred)
+    cands = info["candidates"]
+    assert [c["window"] for c in cands] == [41, 23]
+    assert cands[1]["sparsity"] < cands[0]["sparsity"]
+    assert info["window"] == 23 and info["auto_size"] and psf.shape[0] <= 23
+    assert similarity(k, psf) >= 0.6
 
 
 def test_cancel_from_progress(gray_photo):
