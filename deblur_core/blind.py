@@ -468,15 +468,28 @@ def _auto_size_pair(image, *, progress, **kw):
     return psf, info
 
 
-def _region_luma(image, roi, linear):
-    img = validate_image(image)
-    rgb = img[..., :3] if img.ndim == 3 and img.shape[2] >= 3 else (img[..., :1] if img.ndim == 3 else img[..., None])
+def _working_luma(img, linear):
+    """(luminance, per-pixel channel maximum), in linear light when ``linear`` (blur happens there)."""
+    if img.ndim == 3:
+        rgb = img[..., :3] if img.shape[2] >= 3 else img[..., :1]
+    else:
+        rgb = img[..., None]
     lin = srgb_to_linear(rgb) if linear else np.clip(rgb, 0, 1).astype(np.float32)
     luma = luminance(lin) if lin.shape[2] == 3 else lin[..., 0]
-    x0, y0, w, h = roi
-    yb = luma[y0:y0 + h, x0:x0 + w].astype(np.float32)
+    return luma, lin.max(axis=2)
+
+
+def _normalized(yb):
+    # Blur is linear: scale the region to a standard contrast so the L0 weight means the same for
+    # dark and bright photos.
     lo, hi = np.percentile(yb, [1, 99])
     return (yb - lo) / max(hi - lo, 1e-3)
+
+
+def _region_luma(image, roi, linear):
+    luma, _ = _working_luma(validate_image(image), linear)
+    x0, y0, w, h = roi
+    return _normalized(luma[y0:y0 + h, x0:x0 + w].astype(np.float32))
 
 
 def _region_sparsity(region, k):
@@ -491,13 +504,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     img = validate_image(image)
     report = progress if progress is not None else (lambda f, m: None)
 
-    if img.ndim == 3:
-        rgb = img[..., :3] if img.shape[2] >= 3 else img[..., :1]
-    else:
-        rgb = img[..., None]
-    lin = srgb_to_linear(rgb) if linear else np.clip(rgb, 0, 1).astype(np.float32)
-    luma = luminance(lin) if lin.shape[2] == 3 else lin[..., 0]
-    lin_max = lin.max(axis=2)
+    luma, lin_max = _working_luma(img, linear)
     H, W = luma.shape
 
     # --- region ---
@@ -538,10 +545,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     x0, y0, w, h = region
     yb = luma[y0:y0 + h, x0:x0 + w].astype(np.float32)
     if _OPT["normalize"]:
-        # Blur is linear: scale the region to a standard contrast so the L0 weight means the same
-        # for dark and bright photos.
-        lo, hi = np.percentile(yb, [1, 99])
-        yb = (yb - lo) / max(hi - lo, 1e-3)
+        yb = _normalized(yb)
     valid = valid_full[y0:y0 + h, x0:x0 + w]
     if valid.mean() < 0.05:
         raise ValueError("the region is almost entirely clipped highlights: choose another region")
