@@ -72,27 +72,26 @@ _COARSEST = 5
 #     with the sparsest deconvolved gradients (Wiener weight ns_w) goes on; against 1 start, on the
 #     train split: same success rates (25 % <= 2, 44 % <= 3), median ratio 3.17 against 3.43, for
 #     45 % more time (24.7 against 17.0 s/MP); 1 start fails the hook case of test_blind (ratio 3.1).
-#   fine_levels/fine_select/fine_thr/fine_extra (off: fine_levels 0): the last fine_levels levels use
-#     all latent gradients (no edge selection), clean-up threshold fine_thr and fine_extra more
-#     alternations. Started from the true kernel at the finest level, the selected-edge step drifts
-#     away from it (ratio <= 2 on 4 of 10 hard train cases, <= 3 on 7; all gradients and threshold 0.03:
-#     7 and 9). With fine_levels 2, bench_shake's train split (3 x 24 cases, noise 0.005, size given)
-#     gained a little (ratio <= 2: 24 -> 26 cases, <= 3: 39 -> 41; geometric-mean ratio 2.86/2.43/3.44
-#     -> 2.69/2.38/3.29), but the auto mode on shake (noise 0.01, size found) lost SSIM on the train
-#     split (+0.116 -> +0.093, PSNR +0.55 -> +0.89 dB) and PSNR on held-out (+2.25 -> +1.58 dB, worst
-#     +0.48 -> -2.33): noise reaches the kernel through the unselected gradients. Left off (stop 13).
 #   pair_ks: size not given: the generous window's kernel and one estimated in a pair_ks window
 #     compete (sparsest deconvolved gradients wins). Train split, 24 cases, bench_shake --auto-size:
 #     ratio <= 2 / <= 3 on 7 / 15 -> 10 / 16 cases, ratios over 10 on 5 -> 1, median 2.86 -> 2.22, for
 #     about twice the time (31 px: 9 / 15, 2 over 10); auto mode on shake, train, 16 cases, classical:
 #     mean PSNR gain +0.68 -> +1.51 dB, worst -5.85 -> -2.78 (stop 13).
-#   shrink_mass: shrink the generous window to the square holding this share of the mass (0: to the
-#     support): no better (stop 13).
+# Tried and left out (stop 13, bench_shake's train split): all latent gradients (no edge selection),
+# a clean-up threshold of 0.03 and optionally more alternations on the 2 finest levels. Started from the
+# true kernel at the finest level, the selected-edge step drifts away from it (ratio <= 2 on 4 of 10
+# hard train cases, <= 3 on 7; all gradients and threshold 0.03: 7 and 9), and on 3 x 24 cases (noise
+# 0.005, size given) it gained a little (ratio <= 2: 24 -> 26 cases, <= 3: 39 -> 41; geometric-mean ratio
+# 2.86/2.43/3.44 -> 2.69/2.38/3.29; 3 more alternations: no more successes, 25-50 % more time), but the
+# auto mode on shake (noise 0.01, size found) lost SSIM on the train split (+0.116 -> +0.093, PSNR +0.55 ->
+# +0.89 dB) and PSNR on held-out (+2.25 -> +1.58 dB, worst +0.48 -> -2.33): noise reaches the kernel
+# through the unselected gradients. Shrinking the generous window to the square holding 95 % of the
+# mass instead of the support: no better.
 # Tried and left out (stop 9): weighting the edge selection by Xu & Jia's usefulness map (a little
 # better on the train split, but it broke the 15 px hook test case).
 _OPT = {"select": True, "normalize": True, "keep_frac": 0.005, "lam_end": 1e-3, "nonneg_iters": 100, "l1": 0.0, "coarse_extra": 0, "thr": 0.08, "min_mass": 0.02, "smooth": 0.002, "per_bin": True, "kappa": 2.0,
         "trim_mass": 0.99, "starts": 3, "switch_ks": 13, "ns_w": 0.03,
-        "fine_levels": 0, "fine_select": False, "fine_thr": 0.03, "fine_extra": 0, "shrink_mass": 0.0, "pair_ks": 23}
+        "pair_ks": 23}
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,10 +218,12 @@ def _grad_adjoint(h: np.ndarray, v: np.ndarray, out: np.ndarray, tmp: np.ndarray
     return out
 
 
-def _grad_otfs(shape):
+def _grad_energy_otf(shape) -> np.ndarray:
+    """|Dx|^2 + |Dy|^2 of the forward differences (:func:`_grad`) as an rFFT-shaped float32 array."""
     dx = np.zeros((1, 3), np.float32)
     dx[0, 0], dx[0, 1] = 1, -1
-    return psf2otf(dx, shape), psf2otf(dx.T.copy(), shape)
+    Dx, Dy = psf2otf(dx, shape), psf2otf(dx.T.copy(), shape)
+    return (np.abs(Dx) ** 2 + np.abs(Dy) ** 2).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,16 +488,14 @@ def _normalized(yb):
 
 
 def _region_luma(image, roi, linear):
-    luma, _ = _working_luma(validate_image(image), linear)
     x0, y0, w, h = roi
-    return _normalized(luma[y0:y0 + h, x0:x0 + w].astype(np.float32))
+    luma, _ = _working_luma(validate_image(image)[y0:y0 + h, x0:x0 + w], linear)
+    return _normalized(luma.astype(np.float32))
 
 
 def _region_sparsity(region, k):
     ypad, crop = pad_for_deconvolution(region, k.shape, margin=max(k.shape) + 4)
-    Dx, Dy = _grad_otfs(ypad.shape)
-    DtD = (np.abs(Dx) ** 2 + np.abs(Dy) ** 2).astype(np.float32)
-    return _sparsity(ypad, crop, k, DtD, _OPT["ns_w"])
+    return _sparsity(ypad, crop, k, _grad_energy_otf(ypad.shape), _OPT["ns_w"])
 
 
 def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam, gamma_rel, linear):
@@ -555,8 +554,6 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     sizes = [_odd(ks_req * _RATIO ** (n_levels - 1 - i)) if i < n_levels - 1 else ks_req for i in range(n_levels)]
     sizes = [max(3, s) for s in sizes]
     n_its = [iterations + (_OPT["coarse_extra"] if li < n_levels - 2 else 0) for li in range(n_levels)]
-    for li in range(max(0, n_levels - _OPT["fine_levels"]), n_levels):
-        n_its[li] += _OPT["fine_extra"]
     # Multi-start on the cheap coarse levels (up to the first level with a kernel of switch_ks px):
     # each start runs them, the one whose kernel gives the sparsest deconvolved gradients there
     # (Krishnan et al.'s normalized sparsity) goes on to the fine levels.
@@ -591,33 +588,27 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         # Use only the region, away from clipped highlights.
         wpad[crop] = vs
         Y = rfft2(ypad)
-        Dx, Dy = _grad_otfs(shape)
-        DtD = (np.abs(Dx) ** 2 + np.abs(Dy) ** 2).astype(np.float32)
+        DtD = _grad_energy_otf(shape)
         gyx, gyy = _grad(ypad)
         gyx, gyy = gyx * wpad, gyy * wpad
         Ysg = (rfft2(gyx), rfft2(gyy))
         n_keep = int(2 * math.sqrt(ks * ks) * 4)
-        fine = li >= n_levels - _OPT["fine_levels"]
-        select = _OPT["select"] and not (fine and not _OPT["fine_select"])
-        thr = _OPT["fine_thr"] if fine else _OPT["thr"]
         for it in range(n_its[li]):
             K = psf2otf(k.astype(np.float32), shape)
             xl = _l0_latent(ypad, Y, K, DtD, lam_l, kappa=_OPT["kappa"])
             gx, gy = _grad(xl)
-            if select:
+            if _OPT["select"]:
                 gx, gy = _select_edges(gx, gy, wpad, max(n_keep, int(_OPT["keep_frac"] * vs.sum())))
             else:
                 gx, gy = gx * wpad, gy * wpad
             Xs = (rfft2(gx), rfft2(gy))
             k_new = _kernel_ls(Xs, Ysg, ks, k, gamma_rel, shape=shape)
-            k = _clean_kernel(k_new, thr, _OPT["min_mass"])
+            k = _clean_kernel(k_new, _OPT["thr"], _OPT["min_mass"])
             lam_l = max(lam_l / 1.1, _OPT["lam_end"] * 0.5)
             done[0] += 1
             report(min(done[0] / planned, 1.0) * 0.95,
                    f"Estimating the shake kernel: level {li + 1}/{n_levels}")
         ext = _support_extent(k)
-        if _OPT["shrink_mass"] > 0:
-            ext = min(ext, _mass_extent(k, _OPT["shrink_mass"]) + 2)
         if auto and li < n_levels - 1:
             # Shrink a generous window to the support found (plus a margin) before finer levels.
             size_limit = min(size_limit, max(9, _odd((ext + 4) / max(scale, 1e-6) * 1.25)))

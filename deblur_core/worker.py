@@ -498,7 +498,6 @@ def _watch_parent(interval=1.0):
     _WATCHING_PARENT.set()
 
     def loop():
-        import time
         while _WATCHING_PARENT.is_set():
             time.sleep(interval)
             if _WATCHING_PARENT.is_set() and os.getppid() != parent:
@@ -595,7 +594,6 @@ def _wait_for_client(path, idle, watch_pid, on_listen=None, listener=None):
     the socket) or it is time to go (None); ``on_listen(stop=...)`` runs once the socket listens (a
     client arriving meanwhile waits in the backlog; ``stop()`` tells it one does)."""
     import select
-    import time
 
     listener = listener or _listen(path)
     if listener is None:
