@@ -156,6 +156,50 @@ def test_auto_size_runaway_window_is_caught(gray_photo, monkeypatch):
     assert cands[1]["sparsity"] < cands[0]["sparsity"]
     assert info["window"] == 23 and info["auto_size"] and psf.shape[0] <= 23
     assert similarity(k, psf) >= 0.6
+    # The two estimates ran in two threads: the winner is the very kernel a lone estimate gives.
+    alone, _ = real(blurred, 23, roi=tuple(info["roi"]), progress=None, max_region=640, iterations=5,
+                    lam=0.06, gamma_rel=2e-3, linear=True)
+    assert np.array_equal(psf, alone)
+
+
+def test_auto_size_cancel_stops_both_estimates(gray_photo):
+    """Raising from progress cancels the pair of estimates (they run in two threads) promptly."""
+    import time
+    calls = []
+
+    def stop_soon(f, m):
+        calls.append(f)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    blurred = blur_linear(gray_photo, hook_kernel(15), noise=0.005, seed=5)
+    t = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        estimate_kernel(blurred, progress=stop_soon)
+    assert len(calls) == 3                              # nothing reported after the cancel
+    assert time.perf_counter() - t < 5
+
+
+def test_dense_normal_matrix_matches_the_fft_operator():
+    """Small kernel windows use the normal matrix itself; it must be the FFT path's operator."""
+    import scipy.fft as sfft
+    from deblur_core import blind
+    rng = np.random.default_rng(0)
+    for size in (3, 9, 25):
+        r = size // 2
+        x = rng.normal(size=(64, 64))
+        R = blind._window(np.real(np.fft.ifft2(np.abs(np.fft.fft2(x)) ** 2)), 2 * r)
+        k = rng.normal(size=(size, size))
+        n = sfft.next_fast_len(6 * r + 1, real=True)
+        ref = sfft.irfft2(sfft.rfft2(k, s=(n, n)) * sfft.rfft2(R, s=(n, n)), s=(n, n))[2 * r:4 * r + 1, 2 * r:4 * r + 1]
+        lap = 4 * k
+        lap[1:] -= k[:-1]
+        lap[:-1] -= k[1:]
+        lap[:, 1:] -= k[:, :-1]
+        lap[:, :-1] -= k[:, 1:]
+        ref = ref + 0.3 * k + 0.7 * lap
+        out = (blind._dense_normal_matrix(R, size, 0.3, 0.7) @ k.ravel()).reshape(size, size)
+        assert np.allclose(out, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
 
 
 def test_cancel_from_progress(gray_photo):
