@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--angle", type=float, help="motion angle in degrees")
     d.add_argument("--radius", type=float, help="defocus radius in px")
     d.add_argument("--kernel-size", type=int, help="camera-shake kernel size in px")
+    d.add_argument("--shake-regions", type=int, default=1, metavar="N",
+                   help="camera shake that varies across the frame: one kernel per cell of an N x N grid, "
+                        "1..4 (default 1: one kernel)")
     d.add_argument("--sharpen-radius", type=float)
     d.add_argument("--amount", type=float)
     d.add_argument("--threshold", type=float, default=0.0)
@@ -118,7 +121,7 @@ def cmd_deblur(args) -> int:
     res = deblur(image, args.mode, args.strength, psf, mask=args.mask, progress=progress,
                  length=args.length, angle=args.angle, radius=args.radius, kernel_size=args.kernel_size,
                  sharpen_radius=args.sharpen_radius, amount=args.amount, threshold=args.threshold,
-                 use_network=False if args.classical else None)
+                 use_network=False if args.classical else None, shake_regions=args.shake_regions)
     if not args.quiet:
         print(file=sys.stderr)
     from .imageio import write_image

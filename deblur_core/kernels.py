@@ -130,6 +130,16 @@ def shake_kernel(size: int, rng: np.random.Generator | int | None = None, *,
     Restoration From Motion Blur", IEEE TIP 2012: a velocity with inertia, random drift and occasional
     jerks, sampled over the exposure; the kernel is the time spent at each position.
     """
+    size = int(size) | 1
+    px, py = shake_trajectory(size, rng, anxiety=anxiety, samples=samples)
+    k = kernel_from_points(px, py, size)
+    return center(k)
+
+
+def shake_trajectory(size: int, rng: np.random.Generator | int | None = None, *,
+                     anxiety: float | None = None, samples: int = 2000):
+    """The positions (x, y), px, of :func:`shake_kernel`'s trajectory at ``samples`` equal time steps,
+    centred on its bounding box; it spans ``size`` - 3 px along its longer side."""
     rng = np.random.default_rng(rng)
     size = int(size) | 1
     anxiety = rng.uniform(0.005, 0.1) if anxiety is None else anxiety
@@ -151,8 +161,7 @@ def shake_kernel(size: int, rng: np.random.Generator | int | None = None, *,
     tt = np.linspace(0, n - 1, samples)
     px = np.interp(tt, np.arange(n), x.real) * scale
     py = np.interp(tt, np.arange(n), x.imag) * scale
-    k = kernel_from_points(px - (px.max() + px.min()) / 2, py - (py.max() + py.min()) / 2, size)
-    return center(k)
+    return px - (px.max() + px.min()) / 2, py - (py.max() + py.min()) / 2
 
 
 def load_kernel(path: str) -> np.ndarray:

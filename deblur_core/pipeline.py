@@ -52,7 +52,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
            mask: str = "auto", progress=None, length: float | None = None, angle: float | None = None,
            radius: float | None = None, kernel_size: int | None = None, sharpen_radius: float | None = None,
            amount: float | None = None, threshold: float = 0.0, use_network: bool | None = None,
-           roi=None) -> DeblurResult:
+           roi=None, shake_regions: int = 1) -> DeblurResult:
     """Restore a blurred photo.
 
     Parameters
@@ -70,6 +70,9 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         Called as work advances; raising from it cancels.
     length, angle, radius, kernel_size, sharpen_radius, amount, threshold, roi
         Mode controls; None means estimated from the photo.
+    shake_regions : int
+        Camera shake: kernels per side of a grid (1..4; 1 = one kernel for the whole photo), for blur
+        that varies across the frame (:mod:`deblur_core.spatial`).
 
     Returns
     -------
@@ -83,6 +86,9 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     image = validate_image(image)
     if not 0 <= float(strength) <= 100:
         raise ValueError("strength must be between 0 and 100")
+    from .spatial import MAX_REGIONS
+    if int(shake_regions) != shake_regions or not 1 <= shake_regions <= MAX_REGIONS:
+        raise ValueError(f"shake regions per side must be a whole number from 1 to {MAX_REGIONS}, got {shake_regions}")
     color, alpha = split_alpha(image)
     color = np.clip(color, 0.0, 1.0)
     h, w = color.shape[:2]
@@ -94,6 +100,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     psf = None
     action = ""
     layers: list = []
+    grid: dict = {}     # shake with several regions: their kernels (spatial.estimate_kernel_grid)
     if kernel is not None:
         psf = normalize(np.asarray(kernel, np.float32))
         if psf.shape[0] > h or psf.shape[1] > w:
@@ -102,10 +109,16 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         route = "deconvolve"
     else:
         route, psf, action = _choose(color, mode, report, length=length, angle=angle, radius=radius,
-                                     kernel_size=kernel_size, roi=roi, progress=progress)
+                                     kernel_size=kernel_size, roi=roi, progress=progress,
+                                     shake_regions=shake_regions, grid=grid)
     _progress(progress, 0.3, "Restoring")
     if blend <= 0:
         restored = color.copy()
+    elif route == "deconvolve" and grid:
+        from .spatial import restore_grid
+        restored = restore_grid(color, grid["regions"], grid["kernels"],
+                                lambda part, k: _restore(part, k, reg_scale, use_network, report, None),
+                                progress=(lambda f, m: _progress(progress, 0.3 + 0.55 * f, m)) if progress else None)
     elif route == "deconvolve":
         restored = _restore(color, psf, reg_scale, use_network, report, progress)
     elif route == "sharpen":
@@ -162,7 +175,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     return DeblurResult(merge_alpha(out, alpha, image), suggested, report, psf, layers)
 
 
-def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, progress):
+def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, progress, shake_regions=1, grid=None):
     """Pick the route and kernel for a mode. Returns (route, psf or None, description)."""
     y = None
 
@@ -200,9 +213,23 @@ def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, pro
         return "deconvolve", gaussian_kernel(sigma), f"soft focus sigma {sigma:.1f} px"
     if mode == "shake":
         from .blind import estimate_kernel
-        psf, info = estimate_kernel(color, kernel_size=kernel_size, roi=roi,
-                                    progress=(lambda f, m: _progress(progress, 0.05 + 0.25 * f, m)) if progress else None)
+        shake_progress = (lambda f, m: _progress(progress, 0.05 + 0.25 * f, m)) if progress else None
+        if shake_regions != 1 and roi is None:
+            from .spatial import estimate_kernel_grid
+            psf, info, cells = estimate_kernel_grid(color, shake_regions, kernel_size, progress=shake_progress)
+        else:   # a selection names the one region to estimate on
+            psf, info = estimate_kernel(color, kernel_size=kernel_size, roi=roi, progress=shake_progress)
+            cells = []
         report["shake"] = {k: v for k, v in info.items() if isinstance(v, (int, float, str, list, bool))}
+        if len(cells) > 1:
+            grid.update(regions=int(shake_regions), kernels=[c["psf"] for c in cells])
+            report["shake"]["regions"] = [
+                {"roi": c["roi"], "window": c["window"], "source": c["source"], "size": [int(c["psf"].shape[1]), int(c["psf"].shape[0])],
+                 **({"sparsity": c["sparsity"]} if "sparsity" in c else {}), **({"reason": c["reason"]} if "reason" in c else {})}
+                for c in cells]
+            own = sum(c["source"] == "own" for c in cells)
+            return "deconvolve", psf, (f"camera shake, {shake_regions}x{shake_regions} regions ({own} with their own kernel, "
+                                       f"{len(cells) - own} with the photo's {psf.shape[1]}x{psf.shape[0]} px)")
         return "deconvolve", psf, f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel"
     if mode == "sharpen":
         return "sharpen", None, ""

@@ -24,7 +24,8 @@ answer, on stdout:
 
 deblur options: mode ("auto", "motion", "focus", "shake", "sharpen", "old-photo"), strength (0-100),
 mask ("auto", "full", "none", "faces", "subject"), and the engine's mode options (length, angle,
-radius, kernel_size, sharpen_radius, amount, threshold, use_network, roi); None / 0 / missing = auto
+radius, kernel_size, sharpen_radius, amount, threshold, use_network, roi, shake_regions); None / 0 /
+missing = auto
 (angle 0 counts only with "angle_set": true); kernel (2-D list) = a known PSF;
 preview_blend ("mask" / "original", for dialog previews) returns the image already blended with the
 mask (or the original), as the new layer with its mask will look.
@@ -58,8 +59,9 @@ PROTOCOL_VERSION = 2
 MAX_PIXELS = 400_000_000  # sanity bound on W*H*C (1.6 GB of float32)
 
 # Mode options the engine knows; 0 / None from the plug-in means "auto" and is not passed on.
-_NUMERIC_OPTIONS = ("length", "angle", "radius", "kernel_size", "sharpen_radius", "amount", "threshold")
-_ZERO_IS_AUTO = ("length", "radius", "kernel_size", "sharpen_radius", "amount")
+_NUMERIC_OPTIONS = ("length", "angle", "radius", "kernel_size", "sharpen_radius", "amount", "threshold",
+                    "shake_regions")
+_ZERO_IS_AUTO = ("length", "radius", "kernel_size", "sharpen_radius", "amount", "shake_regions")
 _MODES = ("auto", "motion", "focus", "shake", "sharpen", "old-photo")
 _MASKS = ("auto", "full", "none", "faces", "subject")
 # wire types: numpy dtype and the integer full scale (None = float in [0, 1])
@@ -199,8 +201,9 @@ def _deblur_kwargs(opts):
         if key == "angle" and val == 0 and not opts.get("angle_set"):
             continue  # 0 = auto in the plug-in's controls
         extra[key] = val
-    if "kernel_size" in extra:
-        extra["kernel_size"] = int(round(extra["kernel_size"]))
+    for key in ("kernel_size", "shake_regions"):
+        if key in extra:
+            extra[key] = int(round(extra[key]))
     if opts.get("use_network") is not None:
         extra["use_network"] = bool(opts["use_network"])
     roi = opts.get("roi")

@@ -72,6 +72,7 @@ def test_known_kernel_png(tmp_path, photo, blurry_png):
     ("bigkernel", ["deblur", "{d}/small.png", "-o", "{d}/o.png", "--kernel", "{d}/big.png"], "larger than the image"),
     ("badext", ["deblur", "{d}/small.png", "-o", "{d}/o.bmp"], "unsupported output format"),
     ("strength", ["deblur", "{d}/small.png", "-o", "{d}/o.png", "--strength", "300"], "strength"),
+    ("regions", ["deblur", "{d}/small.png", "-o", "{d}/o.png", "--mode", "shake", "--shake-regions", "9"], "regions"),
 ])
 def test_bad_input_one_line_error_no_output(tmp_path, setup, args, msg):
     d = str(tmp_path)

@@ -197,6 +197,9 @@ def _mode_options(mode, config):
         size = get("kernel-size")
         if size:
             opts["kernel_size"] = int(size)
+        regions = get("regions")
+        if regions and int(regions) > 1:
+            opts["shake_regions"] = int(regions)
     elif mode == "sharpen":
         for arg, key in (("radius", "sharpen_radius"), ("amount", "amount"), ("threshold", "threshold")):
             val = get(arg)
@@ -714,6 +717,9 @@ class AIDeblur(Gimp.PlugIn):
             elif mode == "shake":
                 procedure.add_int_argument("kernel-size", "_Kernel size (px)",
                                            "Largest shake extent in pixels, 0 = auto", 0, 301, 0, rw)
+                procedure.add_int_argument("regions", "Blur _traces per side",
+                                           "Shake that differs across the frame: one kernel per cell of an "
+                                           "N x N grid (1 = one kernel; ignored with a selection)", 1, 4, 1, rw)
             elif mode == "sharpen":
                 procedure.add_double_argument("radius", "Ra_dius (px)", "Sharpening radius, 0 = auto",
                                               0.0, 50.0, 0.0, rw)

@@ -25,6 +25,8 @@ CASES = [
          args={"strength": 50.0, "mask": "auto", "radius": 3.0}),
     dict(id="graya32-shake-full", base="gray", precision="f32lin", alpha=True, proc="shake",
          args={"strength": 40.0, "mask": "full", "kernel_size": 9}),
+    dict(id="rgb8-shake-regions", base="rgb", precision="u8", size=(192, 144), blur=7, proc="shake",
+         args={"strength": 50.0, "mask": "full", "kernel_size": 9, "regions": 2}),
     dict(id="rgb32-sharpen-selection", base="rgb", precision="f32", selection=(20, 16, 64, 48),
          proc="smart-sharpen", args={"strength": 50.0, "mask": "selection", "radius": 1.5, "amount": 1.0}),
     dict(id="rgba16-oldphoto-auto-offset-selection", base="rgb", precision="u16lin", alpha=True,
@@ -137,6 +139,18 @@ def test_correction_adds_layer_above_source(results, case):
     assert rec["selection_kept"], "the user's selection changed"
     if case.get("alpha"):
         assert rec["alpha_kept"], "alpha of the new layer differs from the source's"
+
+
+def test_shake_blur_traces_per_region(results):
+    """"Blur traces per side" = 2: four kernels, one per quarter of the layer, in the report."""
+    rec = _case(results, "rgb8-shake-regions")
+    assert rec["status"] == "success", rec.get("message")
+    regions = rec["report"]["shake"]["regions"]
+    assert len(regions) == 4
+    w, h = rec["region"][2], rec["region"][3]
+    assert sum(r["roi"][2] * r["roi"][3] for r in regions) == w * h
+    assert all(r["source"] in ("own", "whole photo") for r in regions)
+    assert "2x2 regions" in rec["report"]["title"]
 
 
 def test_calls_use_a_standby_worker(results):

@@ -1,0 +1,150 @@
+"""Spatially varying camera shake: one kernel per region of a grid, the restorations blended.
+
+When the camera rotates during the exposure (roll especially), the blur differs across the frame:
+the trajectory seen in a corner is the centre's plus the rotation's arc there. Photoshop's Shake
+Reduction calls the remedy "multiple blur traces". Here the photo is cut into an ``n`` x ``n`` grid;
+each cell gets its own blind estimate (:func:`deblur_core.blind.estimate_kernel`, on the cell's
+window with the most strong edges), and each cell is restored with its kernel. The restorations are
+blended with bilinear weights between cell centres, the "efficient filter flow" model of Hirsch et
+al. ("Efficient Filter Flow for Space-Variant Multiframe Blind Deconvolution", CVPR 2010), which is
+how a smoothly varying blur is usually approximated.
+
+A cell's own kernel must earn its place: it is kept only when it deconvolves the cell's window to
+sparser gradients than the whole-photo kernel does (Krishnan et al.'s normalized sparsity, the same
+test that picks among the estimator's candidates); a flat cell, or one whose estimate failed, takes the
+whole-photo kernel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import blind
+from .color import validate_image
+
+__all__ = ["MAX_REGIONS", "estimate_kernel_grid", "restore_grid", "grid_centres"]
+
+MAX_REGIONS = 4          # cells per side; more leaves too little of the photo per kernel
+
+
+def grid_centres(length: int, n: int) -> np.ndarray:
+    """Centres (px) of ``n`` equal cells along an axis of ``length`` px."""
+    return (np.arange(n) + 0.5) * (length / n)
+
+
+def _tent(length: int, n: int, i: int) -> np.ndarray:
+    """Bilinear weight of cell ``i`` along an axis: 1 at its centre (and beyond it at the edges of
+    the photo), falling linearly to 0 at the neighbouring centres. The n tents sum to 1 everywhere."""
+    c = grid_centres(length, n)
+    t = np.arange(length) + 0.5
+    w = np.ones(length)
+    if i > 0:
+        w = np.minimum(w, np.clip((t - c[i - 1]) / (c[i] - c[i - 1]), 0, 1))
+    if i < n - 1:
+        w = np.minimum(w, np.clip((c[i + 1] - t) / (c[i + 1] - c[i]), 0, 1))
+    return w
+
+
+def _cell(length: int, n: int, i: int):
+    a = int(round(i * length / n))
+    b = int(round((i + 1) * length / n))
+    return a, b - a
+
+
+def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | None = None, *,
+                         progress=None, max_region: int = 640):
+    """Estimate one camera-shake kernel per cell of a ``regions`` x ``regions`` grid.
+
+    Parameters
+    ----------
+    image : ndarray, (H, W) or (H, W, C), float in [0, 1], sRGB-encoded.
+    regions : int
+        Cells per side, 1..:data:`MAX_REGIONS` (1: one kernel for the whole photo).
+    kernel_size : int or None
+        Kernel window in px for every estimate; None: found on the whole photo, then the cells use
+        a window 1.5 times the size found (a corner's trajectory is longer under rotation).
+    progress : callable(fraction, message) or None; raising from it cancels.
+
+    Returns
+    -------
+    (psf, info, cells): the whole-photo kernel and its report, and per cell (row-major) a dict with
+    ``roi`` (x, y, w, h of the cell), ``window`` (where its kernel was estimated), ``psf``, ``source``
+    ("own" or "whole photo", see the module notes), ``sparsity`` (own, whole photo; lower is sharper)
+    and ``reason`` when the cell's own estimate failed.
+    """
+    img = validate_image(image)
+    regions = int(regions)
+    if not 1 <= regions <= MAX_REGIONS:
+        raise ValueError(f"regions per side must be between 1 and {MAX_REGIONS}, got {regions}")
+    h, w = img.shape[:2]
+    report = progress if progress is not None else (lambda f, m: None)
+    n_cells = regions * regions
+    share = 1.0 / (n_cells + 1)
+    psf, info = blind.estimate_kernel(img, kernel_size, max_region=max_region,
+                                      progress=lambda f, m: report(share * f, m))
+    if regions == 1:
+        return psf, info, [{"roi": [0, 0, w, h], "window": info["roi"], "psf": psf, "source": "whole photo"}]
+    size = int(kernel_size) if kernel_size is not None else blind._odd(1.5 * max(psf.shape) + 2)
+    luma, lin_max = blind._working_luma(img, True)
+    cells = []
+    for i in range(regions):
+        y0, ch = _cell(h, regions, i)
+        for j in range(regions):
+            x0, cw = _cell(w, regions, j)
+            done = len(cells)
+            cell = {"roi": [x0, y0, cw, ch], "window": None, "psf": psf, "source": "whole photo"}
+            cells.append(cell)
+            ks = min(size, blind._odd(min(cw, ch) / 2) - 2)
+            if ks < (size if kernel_size is not None else max(psf.shape)):
+                cell["reason"] = f"the cell ({cw}x{ch} px) is too small for a kernel this size"
+                continue
+            valid = blind._saturation_mask(lin_max[y0:y0 + ch, x0:x0 + cw], ks)
+            side = max(min(max_region, cw, ch), 6 * ks)
+            wx, wy, ww, wh = blind._pick_region(luma[y0:y0 + ch, x0:x0 + cw], valid, side, side)
+            window = (x0 + wx, y0 + wy, ww, wh)
+            cell["window"] = [int(v) for v in window]
+            frac = share * (1 + done)
+            try:
+                own, _ = blind.estimate_kernel(img, ks if kernel_size is not None else None, roi=window, max_region=max_region,
+                                               progress=lambda f, m: report(frac + share * f, f"Region {done + 1}/{n_cells}: {m}"))
+            except ValueError as exc:           # flat or clipped cell: the whole-photo kernel serves it
+                cell["reason"] = str(exc)
+                continue
+            region = blind._region_luma(img, window, True)
+            scores = [blind._region_sparsity(region, k) for k in (own, psf)]
+            cell["sparsity"] = [round(s, 5) for s in scores]
+            cell["own_psf"] = own
+            if scores[0] < scores[1]:
+                cell["psf"], cell["source"] = own, "own"
+    report(1.0, "Kernels estimated")
+    return psf, info, cells
+
+
+def restore_grid(image: np.ndarray, regions: int, kernels, restore, *, progress=None) -> np.ndarray:
+    """Restore each cell with its kernel and blend (bilinear weights between cell centres).
+
+    ``kernels`` lists the ``regions`` x ``regions`` kernels row-major; ``restore(part, psf)`` restores
+    an (h, w[, C]) crop and returns it at the same shape. Each cell is restored over the area its
+    weight covers plus a margin of twice its kernel, so no crop border shows in the blend.
+    """
+    img = np.asarray(image, np.float32)
+    h, w = img.shape[:2]
+    kernels = list(kernels)
+    if len(kernels) != regions * regions:
+        raise ValueError(f"{regions}x{regions} regions need {regions * regions} kernels, got {len(kernels)}")
+    out = np.zeros(img.shape, np.float32)
+    for idx, psf in enumerate(kernels):
+        i, j = divmod(idx, regions)
+        ty, tx = _tent(h, regions, i), _tent(w, regions, j)
+        rows, cols = np.nonzero(ty > 0)[0], np.nonzero(tx > 0)[0]
+        m = 2 * max(psf.shape)
+        a0, a1 = max(0, rows[0] - m), min(h, rows[-1] + 1 + m)
+        b0, b1 = max(0, cols[0] - m), min(w, cols[-1] + 1 + m)
+        part = restore(img[a0:a1, b0:b1], psf)
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        wgt = np.outer(ty[r0:r1], tx[c0:c1]).astype(np.float32)
+        if img.ndim == 3:
+            wgt = wgt[..., None]
+        out[r0:r1, c0:c1] += wgt * part[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+        if progress is not None:
+            progress((idx + 1) / len(kernels), f"Restoring region {idx + 1}/{len(kernels)}")
+    return out

@@ -1,0 +1,86 @@
+"""Spatially varying camera shake: a kernel per grid cell, restorations blended (deblur_core.spatial)."""
+import numpy as np
+import pytest
+
+from helpers import blur_linear
+from deblur_core import deblur
+from deblur_core.kernels import motion_kernel
+from deblur_core.spatial import _tent, estimate_kernel_grid, grid_centres, restore_grid
+
+
+@pytest.mark.parametrize("length,n", [(100, 2), (257, 3), (64, 4)])
+def test_blend_weights_are_a_partition_of_unity(length, n):
+    tents = np.stack([_tent(length, n, i) for i in range(n)])
+    assert np.allclose(tents.sum(axis=0), 1.0)
+    assert np.all(tents >= 0)
+    for i, c in enumerate(grid_centres(length, n)):   # each cell has full weight at its centre
+        assert tents[i, int(c)] == pytest.approx(1.0, abs=1.5 / (length / n))
+
+
+def test_restore_grid_blends_each_cells_own_restoration():
+    image = np.random.default_rng(0).random((90, 120, 3)).astype(np.float32)
+    # identity restorations give the photo back: the weights sum to 1 and no crop edge shows
+    same = restore_grid(image, 3, [np.ones((5, 5)) / 25] * 9, lambda part, k: part)
+    assert np.allclose(same, image, atol=1e-6)
+    # each cell's restoration reaches its own cell: at a cell's centre only its kernel counts
+    tags = [np.full((3, 3), i + 1.0) for i in range(4)]
+    out = restore_grid(image, 2, tags, lambda part, k: np.full(part.shape, k[0, 0], np.float32))
+    for i, cy in enumerate(grid_centres(90, 2)):
+        for j, cx in enumerate(grid_centres(120, 2)):
+            assert out[int(cy), int(cx), 0] == pytest.approx(2 * i + j + 1, abs=0.05)
+    with pytest.raises(ValueError):
+        restore_grid(image, 2, tags[:3], lambda part, k: part)
+
+
+def test_kernel_grid_varying_blur(photo):
+    """Left half blurred along x, right half along y: the grid's cells say so (each cell keeps its own
+    kernel only where it deconvolves its window more sharply than the whole-photo kernel)."""
+    left = blur_linear(photo, motion_kernel(9, 0), noise=0.003, seed=1)
+    right = blur_linear(photo, motion_kernel(9, 90), noise=0.003, seed=2)
+    mixed = np.concatenate([left[:, :160], right[:, 160:]], axis=1)
+    psf, info, cells = estimate_kernel_grid(mixed, 2, 9)
+    assert len(cells) == 4
+    assert sum(c["roi"][2] * c["roi"][3] for c in cells) == mixed.shape[0] * mixed.shape[1]
+    for c in cells:
+        k = c["psf"]
+        assert abs(float(k.sum()) - 1) < 1e-4 and np.all(k >= 0)
+        assert c["source"] in ("own", "whole photo")
+        x0, y0, w, h = c["roi"]
+        wx, wy, ww, wh = c["window"]
+        assert x0 <= wx and wx + ww <= x0 + w and y0 <= wy and wy + wh <= y0 + h
+    own = [c for c in cells if c["source"] == "own"]
+    assert own, "no cell kept its own kernel although the blur differs across the photo"
+    for c in own:   # a kept kernel is spread along its half's blur direction
+        k = c["psf"]
+        ys, xs = np.nonzero(k > 0.1 * k.max())
+        along_x = np.ptp(xs) >= np.ptp(ys)
+        assert along_x == (c["roi"][0] < 160)
+
+
+def test_one_region_is_the_plain_estimate(gray_photo):
+    blurred = blur_linear(gray_photo, motion_kernel(7, 30), noise=0.003)
+    psf, info, cells = estimate_kernel_grid(blurred, 1, 9)
+    assert len(cells) == 1 and cells[0]["psf"] is psf and cells[0]["source"] == "whole photo"
+    with pytest.raises(ValueError):
+        estimate_kernel_grid(blurred, 5, 9)
+
+
+def test_deblur_with_shake_regions(photo):
+    blurred = blur_linear(photo, motion_kernel(7, 20), noise=0.003)
+    res = deblur(blurred, "shake", 50, mask="full", use_network=False, shake_regions=2, kernel_size=9)
+    regions = res.report["shake"]["regions"]
+    assert len(regions) == 4 and "2x2 regions" in res.report["title"]
+    assert res.image.shape == blurred.shape and np.isfinite(res.image).all()
+    assert res.kernel is not None
+    for bad in (0, 5, 1.5):
+        with pytest.raises(ValueError):
+            deblur(blurred, "shake", 50, shake_regions=bad)
+
+
+def test_worker_passes_shake_regions():
+    """The plug-ins' worker protocol carries the grid size ("shake_regions"); 0 or 1 mean one kernel."""
+    from deblur_core.worker import _deblur_kwargs
+    *_, extra = _deblur_kwargs({"mode": "shake", "shake_regions": 2.0, "kernel_size": 0})
+    assert extra == {"shake_regions": 2}
+    *_, extra = _deblur_kwargs({"mode": "shake", "shake_regions": 0})
+    assert "shake_regions" not in extra
