@@ -37,6 +37,7 @@ from deblur_core.color import linear_to_srgb, srgb_to_linear  # noqa: E402
 from deblur_core.fftutils import convolve  # noqa: E402
 from deblur_core.kernels import center, kernel_from_points, shake_trajectory  # noqa: E402
 from deblur_core.memory import policy_for  # noqa: E402
+from deblur_core.spatial import cell_weight, grid_centres  # noqa: E402
 
 NOISE = 0.005
 FLOW_GRID = 6
@@ -59,23 +60,12 @@ def varying_case(sharp, rng, side):
     roll = np.linspace(0, 1, px.size) ** rng.uniform(0.7, 1.5) * (arc / (side / np.sqrt(2)))
     roll -= roll.mean()
     size = (t_size + int(np.ceil(abs(arc))) * 2 + 6) | 1
-    pos = (np.arange(FLOW_GRID) + 0.5) * side / FLOW_GRID
+    pos = grid_centres(side, FLOW_GRID)
     lin = srgb_to_linear(sharp)
     out = np.zeros_like(lin)
-    t = np.arange(side) + 0.5
     for gy, cy in enumerate(pos):
-        wy = np.clip(1 - np.abs(t - cy) / (side / FLOW_GRID), 0, 1)
-        if gy == 0:
-            wy[t < cy] = 1
-        if gy == FLOW_GRID - 1:
-            wy[t > cy] = 1
         for gx, cx in enumerate(pos):
-            wx = np.clip(1 - np.abs(t - cx) / (side / FLOW_GRID), 0, 1)
-            if gx == 0:
-                wx[t < cx] = 1
-            if gx == FLOW_GRID - 1:
-                wx[t > cx] = 1
-            w = np.outer(wy, wx).astype(np.float32)[..., None]
+            w = np.outer(cell_weight(side, FLOW_GRID, gy), cell_weight(side, FLOW_GRID, gx)).astype(np.float32)[..., None]
             out += convolve(lin * w, kernel_at(px, py, roll, cx, cy, side, size))
     blurred = np.clip(linear_to_srgb(out) + rng.normal(0, NOISE, out.shape).astype(np.float32), 0, 1)
     return blurred, (px, py, roll, size)
@@ -98,7 +88,7 @@ def main(argv=None) -> int:
     from deblur_core import deblur
     from deblur_core.deconvolution import deconvolve
     from deblur_core.kernels import shake_kernel
-    from deblur_core.spatial import restore_grid, grid_centres
+    from deblur_core.spatial import restore_grid
     photos, source = load_photos(args.size, args.split)
     rng = np.random.default_rng(args.seed)
     use_net = None if args.network else False

@@ -21,7 +21,7 @@ import numpy as np
 from . import blind
 from .color import validate_image
 
-__all__ = ["MAX_REGIONS", "estimate_kernel_grid", "restore_grid", "grid_centres"]
+__all__ = ["MAX_REGIONS", "estimate_kernel_grid", "restore_grid", "grid_centres", "cell_weight"]
 
 MAX_REGIONS = 4          # cells per side; more leaves too little of the photo per kernel
 
@@ -31,7 +31,7 @@ def grid_centres(length: int, n: int) -> np.ndarray:
     return (np.arange(n) + 0.5) * (length / n)
 
 
-def _tent(length: int, n: int, i: int) -> np.ndarray:
+def cell_weight(length: int, n: int, i: int) -> np.ndarray:
     """Bilinear weight of cell ``i`` along an axis: 1 at its centre (and beyond it at the edges of
     the photo), falling linearly to 0 at the neighbouring centres. The n tents sum to 1 everywhere."""
     c = grid_centres(length, n)
@@ -134,7 +134,7 @@ def restore_grid(image: np.ndarray, regions: int, kernels, restore, *, progress=
     out = np.zeros(img.shape, np.float32)
     for idx, psf in enumerate(kernels):
         i, j = divmod(idx, regions)
-        ty, tx = _tent(h, regions, i), _tent(w, regions, j)
+        ty, tx = cell_weight(h, regions, i), cell_weight(w, regions, j)
         rows, cols = np.nonzero(ty > 0)[0], np.nonzero(tx > 0)[0]
         m = 2 * max(psf.shape)
         a0, a1 = max(0, rows[0] - m), min(h, rows[-1] + 1 + m)

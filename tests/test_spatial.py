@@ -5,12 +5,12 @@ import pytest
 from helpers import blur_linear
 from deblur_core import deblur
 from deblur_core.kernels import motion_kernel
-from deblur_core.spatial import _tent, estimate_kernel_grid, grid_centres, restore_grid
+from deblur_core.spatial import cell_weight, estimate_kernel_grid, grid_centres, restore_grid
 
 
 @pytest.mark.parametrize("length,n", [(100, 2), (257, 3), (64, 4)])
 def test_blend_weights_are_a_partition_of_unity(length, n):
-    tents = np.stack([_tent(length, n, i) for i in range(n)])
+    tents = np.stack([cell_weight(length, n, i) for i in range(n)])
     assert np.allclose(tents.sum(axis=0), 1.0)
     assert np.all(tents >= 0)
     for i, c in enumerate(grid_centres(length, n)):   # each cell has full weight at its centre
