@@ -67,9 +67,9 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
     Returns
     -------
     (psf, info, cells): the whole-photo kernel and its report, and per cell (row-major) a dict with
-    ``roi`` (x, y, w, h of the cell), ``window`` (where its kernel was estimated), ``psf``, ``source``
-    ("own" or "whole photo", see the module notes), ``sparsity`` (own, whole photo; lower is sharper)
-    and ``reason`` when the cell's own estimate failed.
+    ``roi`` (x, y, w, h of the cell), ``window`` (where its kernel was estimated), ``psf`` (the kernel
+    it uses), ``source`` ("own" or "whole photo", see the module notes), and, when the cell's own
+    estimate ran, ``own_psf`` and ``sparsity`` (own, whole photo; lower is sharper), else ``reason``.
     """
     img = validate_image(image)
     regions = int(regions)
