@@ -43,7 +43,7 @@ import scipy.fft as sfft
 from .color import luminance, srgb_to_linear, validate_image
 from .fftutils import pad_for_deconvolution, psf2otf
 
-__all__ = ["estimate_kernel", "MIN_KERNEL", "MAX_KERNEL"]
+__all__ = ["estimate_kernel", "refine_kernel", "MIN_KERNEL", "MAX_KERNEL"]
 
 
 def rfft2(x: np.ndarray) -> np.ndarray:
@@ -624,7 +624,8 @@ def _region_sparsity(region, k):
     return _sparsity(ypad, crop, k, _grad_energy_otf(ypad.shape), _OPT["ns_w"])
 
 
-def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam, gamma_rel, linear, _prep=None):
+def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam, gamma_rel, linear, _prep=None,
+              _init=None):
     t0 = time.perf_counter()
     img = validate_image(image)
     report = progress if progress is not None else (lambda f, m: None)
@@ -684,7 +685,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     while n_coarse < n_levels - 1 and sizes[n_coarse] < _OPT["switch_ks"]:
         n_coarse += 1
     starts = _starts(luma, _OPT["starts"]) if n_coarse > 0 else [None]
-    planned = len(starts) * sum(n_its[:n_coarse]) + sum(n_its[n_coarse:])
+    planned = len(starts) * sum(n_its[:n_coarse]) + sum(n_its[n_coarse:]) if _init is None else n_its[-1]
     done = [0]
 
     def run_level(li, k, size_limit):
@@ -740,7 +741,12 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         lv = {"kernel": int(ks), "image": [int(sw), int(sh)], "extent": int(ext)}
         return k, size_limit, lv, (ypad, crop, DtD, lam_l, wpad, Ysg)
 
-    best = None
+    if _init is not None:   # refine a given kernel: the finest level only (see refine_kernel)
+        starts = []
+        best = (0.0, _embed(_init, sizes[-1]), ks_req, [])
+        n_coarse = n_levels - 1
+    else:
+        best = None
     for st in starts:
         k, size_limit, lvs = st, ks_req, []
         for li in range(n_coarse):
@@ -775,6 +781,32 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         "excluded_fraction": round(float(1 - valid.mean()), 4),
     }
     return psf.astype(np.float32), info
+
+
+def _embed(k: np.ndarray, size: int) -> np.ndarray:
+    """``k`` centred in a ``size`` x ``size`` window (cropped or zero-padded about its centre), sum 1."""
+    k = np.asarray(k, np.float64)
+    out = np.zeros((size, size))
+    kh, kw = k.shape
+    oy, ox = size // 2 - kh // 2, size // 2 - kw // 2
+    y0, x0 = max(0, oy), max(0, ox)
+    y1, x1 = min(size, oy + kh), min(size, ox + kw)
+    out[y0:y1, x0:x1] = k[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    t = out.sum()
+    return out / t if t > 0 else _delta(size)
+
+
+def refine_kernel(image: np.ndarray, psf: np.ndarray, kernel_size: int, *, roi=None, progress=None,
+                  max_region: int = 640, iterations: int = 5, lam: float = 0.06, gamma_rel: float = 2e-3,
+                  linear: bool = True):
+    """Refine a kernel on another region: the finest level of :func:`estimate_kernel` only, started
+    from ``psf`` (centred in a ``kernel_size`` window). Same arguments and returns as
+    :func:`estimate_kernel`; cheaper (no coarse levels) and anchored to ``psf``, for kernels that vary
+    slowly across a photo (:mod:`deblur_core.spatial`)."""
+    if kernel_size is None:
+        raise ValueError("refine_kernel needs the kernel window size")
+    return _estimate(image, kernel_size, roi=roi, progress=progress, max_region=max_region, iterations=iterations,
+                     lam=lam, gamma_rel=gamma_rel, linear=linear, _init=np.asarray(psf, np.float64))
 
 
 def _initial_kernel(ks: int, start) -> np.ndarray:

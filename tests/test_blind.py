@@ -272,3 +272,17 @@ def test_finest_level_keeps_the_true_kernel(gray_photo, monkeypatch):
     psf, _ = estimate_kernel(blurred, 21, lam=1e-3)
     _check_kernel(psf)
     assert similarity(k, psf) >= 0.9
+
+
+def test_refine_kernel_keeps_the_true_kernel(gray_photo):
+    """refine_kernel (the finest level from a given kernel, used per region of a grid) stays near a
+    right kernel, and a window larger than the kernel is fine."""
+    from deblur_core.blind import refine_kernel
+    k = hook_kernel(15)
+    blurred = blur_linear(gray_photo, k, noise=0.005, seed=3)
+    psf, info = refine_kernel(blurred, k, 19)
+    _check_kernel(psf)
+    assert similarity(k, psf) >= 0.9
+    assert info["scales"] >= 1 and info["window"] == 19
+    with pytest.raises(ValueError):
+        refine_kernel(blurred, k, None)
