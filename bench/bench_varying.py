@@ -52,7 +52,9 @@ def kernel_at(px, py, roll, x, y, side, size):
 
 
 def varying_case(sharp, rng, side):
-    """(blurred sRGB, kernels on the flow grid, trajectory) for a shake with a roll."""
+    """(blurred sRGB, (px, py, roll, size)) for a shake with a roll: the translation trajectory, the
+    roll angle at each of its time samples, and the kernel window that holds every position's kernel
+    (:func:`kernel_at`)."""
     t_size = int(rng.integers(13, 26)) | 1
     px, py = shake_trajectory(t_size, rng)
     # roll ramps over the exposure (same time samples as the trajectory); corner arc of 8-16 px

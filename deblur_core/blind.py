@@ -524,7 +524,7 @@ def _auto_size_pair(image, *, progress, roi, **kw):
             raise
     if psf_b is None or info_a["window"] <= pair:
         return psf_a, info_a
-    region = _region_luma(image, info_a["roi"], kw.get("linear", True))
+    region = _region_luma(prep[0], info_a["roi"])
     scores = [_region_sparsity(region, k) for k in (psf_a, psf_b)]
     psf, info = (psf_a, info_a) if scores[0] <= scores[1] else (psf_b, info_b)
     info = dict(info, requested_size=None, auto_size=True, runtime_s=round(time.perf_counter() - t0, 3),
@@ -613,10 +613,10 @@ def _normalized(yb):
     return (yb - lo) / max(hi - lo, 1e-3)
 
 
-def _region_luma(image, roi, linear):
+def _region_luma(luma, roi):
+    """The region ``roi`` (x, y, w, h) of a working luminance (:func:`_working_luma`), normalised."""
     x0, y0, w, h = roi
-    luma, _ = _working_luma(validate_image(image)[y0:y0 + h, x0:x0 + w], linear)
-    return _normalized(luma.astype(np.float32))
+    return _normalized(luma[y0:y0 + h, x0:x0 + w].astype(np.float32))
 
 
 def _region_sparsity(region, k):
@@ -684,8 +684,12 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     n_coarse = 0
     while n_coarse < n_levels - 1 and sizes[n_coarse] < _OPT["switch_ks"]:
         n_coarse += 1
-    starts = _starts(luma, _OPT["starts"]) if n_coarse > 0 else [None]
-    planned = len(starts) * sum(n_its[:n_coarse]) + sum(n_its[n_coarse:]) if _init is None else n_its[-1]
+    if _init is not None:   # refine a given kernel: the finest level only (see refine_kernel)
+        starts, n_coarse = [], n_levels - 1
+        planned = n_its[-1]
+    else:
+        starts = _starts(luma, _OPT["starts"]) if n_coarse > 0 else [None]
+        planned = len(starts) * sum(n_its[:n_coarse]) + sum(n_its[n_coarse:])
     done = [0]
 
     def run_level(li, k, size_limit):
@@ -741,12 +745,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         lv = {"kernel": int(ks), "image": [int(sw), int(sh)], "extent": int(ext)}
         return k, size_limit, lv, (ypad, crop, DtD, lam_l, wpad, Ysg)
 
-    if _init is not None:   # refine a given kernel: the finest level only (see refine_kernel)
-        starts = []
-        best = (0.0, _embed(_init, sizes[-1]), ks_req, [])
-        n_coarse = n_levels - 1
-    else:
-        best = None
+    best = None if _init is None else (0.0, _embed(_init, sizes[-1]), ks_req, [])
     for st in starts:
         k, size_limit, lvs = st, ks_req, []
         for li in range(n_coarse):
@@ -798,15 +797,16 @@ def _embed(k: np.ndarray, size: int) -> np.ndarray:
 
 def refine_kernel(image: np.ndarray, psf: np.ndarray, kernel_size: int, *, roi=None, progress=None,
                   max_region: int = 640, iterations: int = 5, lam: float = 0.06, gamma_rel: float = 2e-3,
-                  linear: bool = True):
+                  linear: bool = True, _prep=None):
     """Refine a kernel on another region: the finest level of :func:`estimate_kernel` only, started
     from ``psf`` (centred in a ``kernel_size`` window). Same arguments and returns as
     :func:`estimate_kernel`; cheaper (no coarse levels) and anchored to ``psf``, for kernels that vary
-    slowly across a photo (:mod:`deblur_core.spatial`)."""
+    slowly across a photo (:mod:`deblur_core.spatial`, which passes the photo's working luminance,
+    ``_prep`` = :func:`_working_luma`, once for all its cells)."""
     if kernel_size is None:
         raise ValueError("refine_kernel needs the kernel window size")
     return _estimate(image, kernel_size, roi=roi, progress=progress, max_region=max_region, iterations=iterations,
-                     lam=lam, gamma_rel=gamma_rel, linear=linear, _init=np.asarray(psf, np.float64))
+                     lam=lam, gamma_rel=gamma_rel, linear=linear, _prep=_prep, _init=np.asarray(psf, np.float64))
 
 
 def _initial_kernel(ks: int, start) -> np.ndarray:

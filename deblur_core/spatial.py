@@ -88,7 +88,7 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
     if regions == 1:
         return psf, info, [{"roi": [0, 0, w, h], "window": info["roi"], "psf": psf, "source": "whole photo"}]
     size = int(kernel_size) if kernel_size is not None else blind._odd(1.25 * max(psf.shape) + 4)
-    luma, lin_max = blind._working_luma(img, True)
+    prep = luma, lin_max = blind._working_luma(img, True)   # once for every cell
     cells = []
     for i in range(regions):
         y0, ch = _cell(h, regions, i)
@@ -109,11 +109,12 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
             frac = share * (1 + done)
             cell_progress = (lambda f, m: report(frac + share * f, f"Region {done + 1}/{n_cells}: {m}"))
             try:
-                own, _ = blind.refine_kernel(img, psf, ks, roi=window, max_region=max_region, progress=cell_progress)
+                own, _ = blind.refine_kernel(img, psf, ks, roi=window, max_region=max_region, progress=cell_progress,
+                                             _prep=prep)
             except ValueError as exc:           # flat or clipped cell: the whole-photo kernel serves it
                 cell["reason"] = str(exc)
                 continue
-            region = blind._region_luma(img, window, True)
+            region = blind._region_luma(luma, window)
             scores = [blind._region_sparsity(region, k) for k in (own, psf)]
             cell["sparsity"] = [round(s, 5) for s in scores]
             cell["own_psf"] = own
