@@ -180,6 +180,29 @@ def test_auto_size_cancel_stops_both_estimates(gray_photo):
     assert time.perf_counter() - t < 5
 
 
+def test_parallel_ffts_give_the_same_kernel(gray_photo, monkeypatch):
+    """Large regions split their FFTs over 2 workers: the kernels must be bit for bit the same, and an
+    estimate of the auto-size pair keeps to one worker while the other one runs."""
+    from deblur_core import blind
+    blurred = blur_linear(gray_photo, hook_kernel(15), noise=0.005, seed=5)
+    monkeypatch.setattr(blind, "_PARALLEL_FFT_MIN", 0)          # the test photo is small
+    monkeypatch.setattr(blind, "_FFT_WORKERS", 1)
+    one, _ = estimate_kernel(blurred, 15)
+    monkeypatch.setattr(blind, "_FFT_WORKERS", 2)
+    two, _ = estimate_kernel(blurred, 15)
+    assert np.array_equal(one, two)
+    x = np.zeros((8, 8), np.float32)
+    assert blind._workers(x) == 2
+    other_done = [False]
+    blind._fft_thread.alone = lambda: other_done[0]
+    try:
+        assert blind._workers(x) == 1
+        other_done[0] = True
+        assert blind._workers(x) == 2
+    finally:
+        blind._fft_thread.alone = None
+
+
 def test_dense_normal_matrix_matches_the_fft_operator():
     """Small kernel windows use the normal matrix itself; it must be the FFT path's operator."""
     import scipy.fft as sfft
