@@ -87,7 +87,9 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
                                       progress=lambda f, m: report(share * f, m))
     if regions == 1:
         return psf, info, [{"roi": [0, 0, w, h], "window": info["roi"], "psf": psf, "source": "whole photo"}]
-    size = int(kernel_size) if kernel_size is not None else blind._odd(1.25 * max(psf.shape) + 4)
+    # The photo's kernel may have come from a window larger than the size given (blind.estimate_kernel's
+    # pair): the cells refine it whole.
+    size = max(int(kernel_size) | 1, max(psf.shape)) if kernel_size is not None else blind._odd(1.25 * max(psf.shape) + 4)
     prep = luma, lin_max = blind._working_luma(img, True)   # once for every cell
     cells = []
     for i in range(regions):
