@@ -483,7 +483,7 @@ def _pick_region(luma: np.ndarray, valid: np.ndarray, side_h: int, side_w: int):
 # --------------------------------------------------------------------------------------------
 def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=None, progress=None,
                     max_region: int = 640, iterations: int = 5, lam: float = 0.06,
-                    gamma_rel: float = 2e-3, linear: bool = True):
+                    gamma_rel: float = 2e-3, linear: bool = True, _prep=None):
     """Estimate a camera-shake kernel from a blurred photo.
 
     Parameters
@@ -501,6 +501,7 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
         Latent/kernel alternations per pyramid level.
     linear : bool
         Convert to linear light first (True for photos).
+    _prep : private: the photo's working luminance (:func:`_working_luma`) when the caller has it.
 
     Returns
     -------
@@ -510,7 +511,7 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
     Raises ValueError for a kernel size outside 3..101 or one too large for the image/region.
     """
     kw = dict(roi=roi, progress=progress, max_region=max_region, iterations=iterations, lam=lam,
-              gamma_rel=gamma_rel, linear=linear)
+              gamma_rel=gamma_rel, linear=linear, _prep=_prep)
     if kernel_size is None and _OPT["pair_ks"]:
         return _estimate_pair(image, None, int(_OPT["pair_ks"]) | 1, **kw)
     if kernel_size is not None and _OPT["grow"] and MIN_KERNEL <= int(kernel_size) <= MAX_KERNEL:
@@ -521,7 +522,7 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
     return _estimate(image, kernel_size, **kw)
 
 
-def _estimate_pair(image, size_a, size_b, *, progress, roi, **kw):
+def _estimate_pair(image, size_a, size_b, *, progress, roi, _prep=None, **kw):
     """Two estimates in two kernel windows compete; the kernel whose deconvolution of the region has the
     sparsest gradients wins.
 
@@ -535,7 +536,7 @@ def _estimate_pair(image, size_a, size_b, *, progress, roi, **kw):
     The two estimates run side by side in two threads on the same region and working luminance (the
     FFTs and most array maths release the GIL): 1.35-1.5x faster on 2 cores, the same kernels."""
     t0 = time.perf_counter()
-    prep = _working_luma(validate_image(image), kw.get("linear", True))
+    prep = _working_luma(validate_image(image), kw.get("linear", True)) if _prep is None else _prep
     if roi is None:
         roi = _default_region(prep, kw["max_region"], size_a)
     pair = size_b

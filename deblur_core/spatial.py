@@ -83,14 +83,14 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
     report = progress if progress is not None else (lambda f, m: None)
     n_cells = regions * regions
     share = 1.0 / (n_cells + 1)
+    prep = luma, lin_max = blind._working_luma(img, True)   # once for the photo and every cell
     psf, info = blind.estimate_kernel(img, kernel_size, max_region=max_region,
-                                      progress=lambda f, m: report(share * f, m))
+                                      progress=lambda f, m: report(share * f, m), _prep=prep)
     if regions == 1:
         return psf, info, [{"roi": [0, 0, w, h], "window": info["roi"], "psf": psf, "source": "whole photo"}]
     # The photo's kernel may have come from a window larger than the size given (blind.estimate_kernel's
     # pair): the cells refine it whole.
     size = max(int(kernel_size) | 1, max(psf.shape)) if kernel_size is not None else blind._odd(1.25 * max(psf.shape) + 4)
-    prep = luma, lin_max = blind._working_luma(img, True)   # once for every cell
     cells = []
     for i in range(regions):
         y0, ch = _cell(h, regions, i)

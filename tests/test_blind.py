@@ -162,6 +162,22 @@ def test_auto_size_runaway_window_is_caught(gray_photo, monkeypatch):
     assert np.array_equal(psf, alone)
 
 
+def test_size_given_too_small_is_caught(gray_photo, monkeypatch):
+    """A size given competes with a larger window: a user's guess too small for the trajectory (the
+    15 px hook in a 9 px window) still gets the whole kernel."""
+    from deblur_core import blind
+    k = hook_kernel(15)
+    blurred = blur_linear(gray_photo, k, noise=0.005, seed=6)
+    psf, info = estimate_kernel(blurred, 9)
+    _check_kernel(psf)
+    assert [c["window"] for c in info["candidates"]] == [9, 17]
+    assert info["window"] == 17 and info["requested_size"] == 9 and not info["auto_size"]
+    monkeypatch.setitem(blind._OPT, "grow", None)                 # that window only
+    alone, info_alone = estimate_kernel(blurred, 9)
+    assert info_alone["window"] == 9 and "candidates" not in info_alone
+    assert similarity(k, psf) >= 0.9 > similarity(k, alone)
+
+
 def test_auto_size_cancel_stops_both_estimates(gray_photo):
     """Raising from progress cancels the pair of estimates (they run in two threads) promptly."""
     import time
