@@ -28,7 +28,10 @@ Images via L0-Regularized Intensity and Gradient Prior", CVPR 2014):
   motion direction; the kernel whose Wiener-deconvolved image has the sparsest gradients
   (normalized sparsity, Krishnan et al. 2011) goes on to the fine levels;
 * the kernel size is the user's, or found on the way: a generous window at the coarse levels is
-  shrunk to the measured support (plus a margin) before the expensive fine levels.
+  shrunk to the measured support (plus a margin) before the expensive fine levels;
+* two estimates compete, side by side on two cores (the sparsest deconvolved gradients win): the
+  generous window against a moderate one when the size is found, the size given against a window a
+  quarter larger (a guess too small, a trajectory placed off centre).
 
 Entry point: :func:`estimate_kernel`.
 """
@@ -539,7 +542,6 @@ def _estimate_pair(image, size_a, size_b, *, progress, roi, _prep=None, **kw):
     prep = _working_luma(validate_image(image), kw.get("linear", True)) if _prep is None else _prep
     if roi is None:
         roi = _default_region(prep, kw["max_region"], size_a)
-    pair = size_b
     shared = _PairProgress(progress)
     finished = [threading.Event(), threading.Event()]
 
