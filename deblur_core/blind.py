@@ -52,7 +52,7 @@ __all__ = ["estimate_kernel", "refine_kernel", "MIN_KERNEL", "MAX_KERNEL"]
 
 # FFT threads: region-sized arrays of up to ~0.4 M elements (the default 640 px region) gain nothing
 # from 2 workers (600^2: 2.43 against 2.35 ms a transform pair), larger ones do (1100^2, a 1 MP region:
-# 9.0 against 4.8 ms). An estimate running beside another (the auto-size pair) keeps to one worker
+# 9.0 against 4.8 ms). An estimate running beside another (a pair, _estimate_pair) keeps to one worker
 # until the other one is done.
 _PARALLEL_FFT_MIN = 400_000
 _FFT_WORKERS = 2
