@@ -126,6 +126,14 @@ _COARSEST = 5
 #   better overall (10 hard cases: 2 <= 3 against 0, geometric-mean ratio 5.6 against 5.3);
 # - warm-starting the L0 latent from the previous alternation (skipping 8 of ~26 steps, 20 % faster):
 #   ratio <= 2 on 8 -> 6 and 12 -> 7 cases of 24.
+# Tried and left out (stop 15, bench_shake's train split, 2 x 24 cases, size given, one window; this code:
+# 20 / 28 cases at ratio <= 2 / <= 3): a hyper-Laplacian deconvolution as the finest level's latent
+# (15 / 26); the kernel step's data term weighted towards high frequencies, 1 + w |D|^2 (w 0.5: 18 / 25,
+# 2: 16 / 25) or low ones (w -0.1: 17 / 28); smooth 0.005 / 0.001 (19 / 27, 17 / 27); thr 0.05 (16 / 25);
+# keep_frac 0.01 (19 / 27); 0 or 2 alternations at the finest level (19 / 27, 21 / 27, geometric-mean
+# ratio worse); a Gaussian blur of the final kernel (sigma 0.4-0.8: same or worse); size found with the
+# generous window capped at 47 px (17 / 28 against 19 / 31). A 1024 px region instead of 640 on 1024 px
+# crops: 6 / 12 -> 8 / 12 cases (seed 0), for 2.2x the time.
 # Tried and left out (stop 9): weighting the edge selection by Xu & Jia's usefulness map (a little
 # better on the train split, but it broke the 15 px hook test case).
 _OPT = {"select": True, "normalize": True, "keep_frac": 0.005, "lam_end": 1e-3, "nonneg_iters": 100, "l1": 0.0, "coarse_extra": 0, "thr": 0.08, "min_mass": 0.02, "smooth": 0.002, "per_bin": True, "kappa": 2.0,
