@@ -612,8 +612,11 @@ class _PairProgress:
                 self._fractions[i] = f
                 if self._progress is None:
                     return
+                # One message for both: their own ("level 2/4", "level 3/3") would alternate.
+                both = min(self._fractions) >= 1.0
                 try:
-                    self._progress(0.5 * (self._fractions[0] + self._fractions[1]), message)
+                    self._progress(0.5 * (self._fractions[0] + self._fractions[1]),
+                                   "Kernel estimated" if both else "Estimating the shake kernel (two window sizes)")
                 except BaseException as exc:
                     self._failure = exc
                     raise

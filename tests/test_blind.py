@@ -119,6 +119,9 @@ def test_colour_roi_and_progress(photo):
     assert info["roi"] == [20, 10, 200, 180]
     assert calls and all(0 <= f <= 1 for f, _ in calls) and calls[-1][0] == 1.0
     assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:]))
+    # The two windows of the pair report as one: no alternating "level 2/4", "level 3/3".
+    assert {m for _, m in calls[:-1]} == {"Estimating the shake kernel (two window sizes)"}
+    assert calls[-1][1] == "Kernel estimated"
 
 
 def test_auto_size(gray_photo):
