@@ -133,7 +133,8 @@ _COARSEST = 5
 # keep_frac 0.01 (19 / 27); 0 or 2 alternations at the finest level (19 / 27, 21 / 27, geometric-mean
 # ratio worse); a Gaussian blur of the final kernel (sigma 0.4-0.8: same or worse); size found with the
 # generous window capped at 47 px (17 / 28 against 19 / 31). A 1024 px region instead of 640 on 1024 px
-# crops: 6 / 12 -> 8 / 12 cases (seed 0), for 2.2x the time.
+# crops: 6 / 12 -> 8 / 12 cases (seed 0), for 2.2x the time; with the size-given pair, seed 1, 16 cases:
+# 5 / 9 at 640, 832 and 1024 px alike (geometric-mean ratio 3.18, 2.96, 2.92).
 # Tried and left out (stop 9): weighting the edge selection by Xu & Jia's usefulness map (a little
 # better on the train split, but it broke the 15 px hook test case).
 _OPT = {"select": True, "normalize": True, "keep_frac": 0.005, "lam_end": 1e-3, "nonneg_iters": 100, "l1": 0.0, "coarse_extra": 0, "thr": 0.08, "min_mass": 0.02, "smooth": 0.002, "per_bin": True, "kappa": 2.0,
