@@ -131,7 +131,9 @@ _COARSEST = 5
 # (15 / 26); the kernel step's data term weighted towards high frequencies, 1 + w |D|^2 (w 0.5: 18 / 25,
 # 2: 16 / 25) or low ones (w -0.1: 17 / 28); smooth 0.005 / 0.001 (19 / 27, 17 / 27); thr 0.05 (16 / 25);
 # keep_frac 0.01 (19 / 27); 0 or 2 alternations at the finest level (19 / 27, 21 / 27, geometric-mean
-# ratio worse); a Gaussian blur of the final kernel (sigma 0.4-0.8: same or worse); size found with the
+# ratio worse); Xu & Jia's ISD at the finest level (an L1 weight on the kernel outside its dilated
+# support, 0.02 / 0.1 of max|b|: 20 / 28 and 20 / 26, geometric mean worse); a Gaussian blur of the
+# final kernel (sigma 0.4-0.8: same or worse); size found with the
 # generous window capped at 47 px (17 / 28 against 19 / 31). A 1024 px region instead of 640 on 1024 px
 # crops: 6 / 12 -> 8 / 12 cases (seed 0), for 2.2x the time; with the size-given pair, seed 1, 16 cases:
 # 5 / 9 at 640, 832 and 1024 px alike (geometric-mean ratio 3.18, 2.96, 2.92).
