@@ -600,7 +600,6 @@ class _PairProgress:
     :meth:`result` hands the caller the user's exception rather than the other thread's echo of it."""
 
     def __init__(self, progress):
-        import threading
         self._progress = progress
         self._lock = threading.Lock()
         self._fractions = [0.0, 0.0]
@@ -687,10 +686,10 @@ def _region_sparsity(region, k):
 def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam, gamma_rel, linear, _prep=None,
               _init=None):
     t0 = time.perf_counter()
-    img = validate_image(image)
     report = progress if progress is not None else (lambda f, m: None)
 
-    luma, lin_max = _working_luma(img, linear) if _prep is None else _prep
+    # A caller passing _prep has validated the photo (the pair, the grid's n^2 cells): no second pass.
+    luma, lin_max = _working_luma(validate_image(image), linear) if _prep is None else _prep
     H, W = luma.shape
 
     # --- region ---

@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--length", type=float, help="motion length in px")
     d.add_argument("--angle", type=float, help="motion angle in degrees")
     d.add_argument("--radius", type=float, help="defocus radius in px")
-    d.add_argument("--kernel-size", type=int, help="camera-shake kernel size in px (a guess will do: a window a quarter larger competes with it)")
+    d.add_argument("--kernel-size", type=int,
+                   help="camera-shake kernel size in px (a guess will do: a window a quarter larger competes with it)")
     d.add_argument("--shake-regions", type=int, default=1, metavar="N",
                    help="camera shake that varies across the frame: one kernel per cell of an N x N grid, "
                         "1..4 (default 1: one kernel)")

@@ -716,8 +716,8 @@ class AIDeblur(Gimp.PlugIn):
                                               0.0, 100.0, 0.0, rw)
             elif mode == "shake":
                 procedure.add_int_argument("kernel-size", "_Kernel size (px)",
-                                           "Largest shake extent in pixels, 0 = auto (a guess will do: a window a quarter larger "
-                                           "competes with it)", 0, 301, 0, rw)
+                                           "Largest shake extent in pixels, 0 = auto (a guess will do: a window "
+                                           "a quarter larger competes with it)", 0, 301, 0, rw)
                 procedure.add_int_argument("regions", "Blur _traces per side",
                                            "Shake that differs across the frame: one kernel per cell of an "
                                            "N x N grid (1 = one kernel; ignored with a selection)", 1, 4, 1, rw)
