@@ -141,7 +141,7 @@ def crop(img, side, rng):
     return np.ascontiguousarray(img[y0:y0 + side, x0:x0 + side]).astype(np.float32)
 
 
-def make_cases(n: int, side: int, seed: int, split: str = "heldout"):
+def make_cases(n: int, side: int, seed: int, split: str = "heldout", noise: float = NOISE):
     photos, source = load_photos(side, split)
     files = sorted(glob.glob(os.path.join(KERNEL_DIR, "*.png")))
     rng = np.random.default_rng(seed)
@@ -159,7 +159,7 @@ def make_cases(n: int, side: int, seed: int, split: str = "heldout"):
         k = (k / k.sum()).astype(np.float32)
         sharp = crop(img, side, rng)
         blurred = linear_to_srgb(convolve(srgb_to_linear(sharp), k))
-        blurred = np.clip(blurred + rng.normal(0, NOISE, blurred.shape).astype(np.float32), 0, 1)
+        blurred = np.clip(blurred + rng.normal(0, noise, blurred.shape).astype(np.float32), 0, 1)
         cases.append((name, kname, sharp, blurred, k))
     return cases, source
 
@@ -176,6 +176,11 @@ def main(argv=None) -> int:
                     help="size given = S x the true kernel's (a user's guess: 0.75 is 25 %% too small)")
     ap.add_argument("--single-window", action="store_true",
                     help="size given: estimate in that window only (the peer of the default given/grown pair)")
+    ap.add_argument("--noise", type=float, default=NOISE, metavar="SIGMA",
+                    help=f"noise sigma added to the sRGB-encoded blurred crop (the issue's: {NOISE})")
+    ap.add_argument("--classic-fine", action="store_true",
+                    help="the finest level on the photo as it is, edge-selected kernel step (the peer of the "
+                         "default denoised finest level with the consistent step, stop 16)")
     ap.add_argument("--timing", type=int, default=0, metavar="N",
                     help="then time N estimates on 1 MP regions (the issue's runtime target), size given and found")
     args = ap.parse_args(argv)
@@ -185,17 +190,20 @@ def main(argv=None) -> int:
     from deblur_core.blind import estimate_kernel
     if args.single_window:
         blind._OPT["grow"] = None
+    if args.classic_fine:
+        blind._OPT["fine_denoise"] = False
     try:
         from deblur_core.estimate import estimate_motion, working_luma
         from deblur_core.kernels import motion_kernel
     except ImportError:
         estimate_motion = None
 
-    cases, source = make_cases(args.cases, args.size, args.seed, args.split)
+    cases, source = make_cases(args.cases, args.size, args.seed, args.split, args.noise)
     print(f"# Blind shake-kernel estimation: {len(cases)} cases, {args.size} px crops ({source}), "
-          f"noise {NOISE}, kernel size {'auto' if args.auto_size else 'given'}"
+          f"noise {args.noise:g}, kernel size {'auto' if args.auto_size else 'given'}"
           f"{f' x {args.size_scale:g}' if args.size_scale != 1 and not args.auto_size else ''}"
-          f"{', that window only' if args.single_window else ''}\n")
+          f"{', that window only' if args.single_window else ''}"
+          f"{', finest level on the photo as it is' if args.classic_fine else ''}\n")
     print("| # | photo | kernel | true px | est px | similarity | ratio | ratio, sub-px | linear-motion ratio | time s | s/MP |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     ratios, sub, peer, rt_mp, sims = [], [], [], [], []

@@ -221,6 +221,7 @@ def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, pro
             psf, info = estimate_kernel(color, kernel_size=kernel_size, roi=roi, progress=shake_progress)
             cells = []
         report["shake"] = {k: v for k, v in info.items() if isinstance(v, (int, float, str, list, bool))}
+        report["warnings"].extend(info.get("warnings", []))
         if len(cells) > 1:
             grid.update(regions=int(shake_regions), kernels=[c["psf"] for c in cells])
             report["shake"]["regions"] = [

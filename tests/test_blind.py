@@ -328,3 +328,44 @@ def test_refine_kernel_keeps_the_true_kernel(gray_photo):
     assert info["scales"] >= 1 and info["window"] == 19
     with pytest.raises(ValueError):
         refine_kernel(blurred, k, None)
+
+
+def test_finest_level_runs_on_the_denoised_region(case):
+    """The finest level works on the region after the denoiser network, told the noise it measured."""
+    info = case[4]
+    assert info["finest_level_denoised"] is True
+    assert 0.0025 <= info["noise_sigma"] <= 0.0125           # the test photo's noise: 0.005
+    assert "warnings" not in info
+
+
+def test_finest_level_keeps_the_true_kernel_on_noisier_photos(gray_photo, monkeypatch):
+    """Twice the bench's noise: started from the true kernel, the denoised finest level with the
+    consistent kernel step stays near it (on the noisy region its alternations drift away)."""
+    from deblur_core import blind
+    k = hook_kernel(21)
+    blurred = blur_linear(gray_photo, k, noise=0.01, seed=4)
+    monkeypatch.setattr(blind, "_COARSEST", 10 ** 6)           # one level: the finest
+    monkeypatch.setattr(blind, "_initial_kernel", lambda ks, start: k.astype(np.float64))
+    psf, info = estimate_kernel(blurred, 21, lam=1e-3)
+    _check_kernel(psf)
+    assert info["finest_level_denoised"] is True
+    assert similarity(k, psf) >= 0.9
+
+
+def test_denoiser_unavailable_falls_back_and_says_so(gray_photo, monkeypatch):
+    """A missing or corrupt denoiser model loses nothing: the finest level runs on the photo as it is,
+    and the warning reaches the report."""
+    from deblur_core import deblur, network
+
+    def broken(*args, **kwargs):
+        raise network.ModelError("models/denoiser-v2.onnx is missing")
+    monkeypatch.setattr(network, "denoise", broken)
+    k = hook_kernel(15)
+    blurred = blur_linear(gray_photo, k, noise=0.005, seed=1)
+    psf, info = estimate_kernel(blurred, 15)
+    _check_kernel(psf)
+    assert similarity(k, psf) >= 0.7
+    assert info["finest_level_denoised"] is False
+    assert any("denoiser unavailable" in w and "denoiser-v2.onnx is missing" in w for w in info["warnings"])
+    res = deblur(blurred, "shake", 50, use_network=False, kernel_size=15)
+    assert any("denoiser unavailable" in w for w in res.report["warnings"])
