@@ -154,6 +154,19 @@ _COARSEST = 5
 # generous window capped at 47 px (17 / 28 against 19 / 31). A 1024 px region instead of 640 on 1024 px
 # crops: 6 / 12 -> 8 / 12 cases (seed 0), for 2.2x the time; with the size-given pair, seed 1, 16 cases:
 # 5 / 9 at 640, 832 and 1024 px alike (geometric-mean ratio 3.18, 2.96, 2.92).
+# Tried and left out (stop 16, ad-hoc scripts, train split): Pan et al.'s dark channel prior in the L0
+# latent step (mu 4e-3 patch 35: 13 / 29 of 48 at ratio <= 2 / <= 3; mu 1e-3 patch scaled per level:
+# 17 / 31; this code then 21 / 32); from a nearly right start (see fine_denoise), the finest level with
+# its support held to the start's (dilated 1-2 px; the drift is in the mass along the trajectory, not
+# its support), a hyper-Laplacian latent, Xu & Jia's usefulness map or a residual-weighted step: all
+# drift as much or more; the whole estimate at half resolution, kernel upsampled: 9 / 19 (it loses the
+# fine structure). The kernel step alone from a latent that does not depend on the kernel (seed 0, 24
+# cases): the true sharp image 23 / 24 cases at ratio <= 2, its L0 smoothing 23, blurred by a 1 px
+# gaussian 21, 2 px 18, by a copy of the true kernel at 30 % of its size 11: the step tolerates soft
+# latents, not kernel-shaped residual blur. A small network (300 k parameters, 25 minutes on the CPU)
+# predicting the sharp region from its Wiener deconvolution with a perturbed kernel and the blurred
+# region, as the finest level's latent: from the estimator's kernels 10 / 15 -> 7 / 15 (it learns the
+# current kernel's errors back); a learned latent needs a blind predictor trained far longer (a GPU).
 # Tried and left out (stop 9): weighting the edge selection by Xu & Jia's usefulness map (a little
 # better on the train split, but it broke the 15 px hook test case).
 _OPT = {"select": True, "normalize": True, "keep_frac": 0.005, "lam_end": 1e-3, "nonneg_iters": 100, "l1": 0.0, "coarse_extra": 0, "thr": 0.08, "min_mass": 0.02, "smooth": 0.002, "per_bin": True, "kappa": 2.0,

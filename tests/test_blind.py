@@ -306,14 +306,20 @@ def test_multi_start_candidates():
 def test_finest_level_keeps_the_true_kernel(gray_photo, monkeypatch):
     """Started from the true kernel, the finest level's alternations stay near it: that fixed point is
     the estimator's ceiling (a step that drifts from the truth caps every estimate)."""
+    k, psf, _ = _finest_level_from_true_kernel(gray_photo, monkeypatch, noise=0.005, seed=3)
+    assert similarity(k, psf) >= 0.9
+
+
+def _finest_level_from_true_kernel(gray_photo, monkeypatch, noise, seed):
+    """The finest level alone, started from the true (21 px hook) kernel: (true kernel, psf, info)."""
     from deblur_core import blind
     k = hook_kernel(21)
-    blurred = blur_linear(gray_photo, k, noise=0.005, seed=3)
+    blurred = blur_linear(gray_photo, k, noise=noise, seed=seed)
     monkeypatch.setattr(blind, "_COARSEST", 10 ** 6)           # one level: the finest
     monkeypatch.setattr(blind, "_initial_kernel", lambda ks, start: k.astype(np.float64))
-    psf, _ = estimate_kernel(blurred, 21, lam=1e-3)
+    psf, info = estimate_kernel(blurred, 21, lam=1e-3)
     _check_kernel(psf)
-    assert similarity(k, psf) >= 0.9
+    return k, psf, info
 
 
 def test_refine_kernel_keeps_the_true_kernel(gray_photo):
@@ -341,13 +347,7 @@ def test_finest_level_runs_on_the_denoised_region(case):
 def test_finest_level_keeps_the_true_kernel_on_noisier_photos(gray_photo, monkeypatch):
     """Twice the bench's noise: started from the true kernel, the denoised finest level with the
     consistent kernel step stays near it (on the noisy region its alternations drift away)."""
-    from deblur_core import blind
-    k = hook_kernel(21)
-    blurred = blur_linear(gray_photo, k, noise=0.01, seed=4)
-    monkeypatch.setattr(blind, "_COARSEST", 10 ** 6)           # one level: the finest
-    monkeypatch.setattr(blind, "_initial_kernel", lambda ks, start: k.astype(np.float64))
-    psf, info = estimate_kernel(blurred, 21, lam=1e-3)
-    _check_kernel(psf)
+    k, psf, info = _finest_level_from_true_kernel(gray_photo, monkeypatch, noise=0.01, seed=4)
     assert info["finest_level_denoised"] is True
     assert similarity(k, psf) >= 0.9
 
