@@ -106,9 +106,11 @@ _COARSEST = 5
 #     back: ratio <= 2 on 41 of 48 train cases), the finest level's alternations on the noisy region
 #     drift away from it (5 alternations: 29 of 48; 1: 37); on the noise-free blurred image they keep it
 #     (4 rounds of L0 latent + consistent step, seed 0: 21 of 24 against 16 noisy, 20 denoised). Train
-#     split, 2 x 24 cases (stop 16): size given 21 / 32 -> 23 / 36 cases at ratio <= 2 / <= 3,
-#     geometric-mean ratio 2.60 / 2.36 -> 2.47 / 2.23 (denoiser sigma x 0.6 or x 2: 20 / 36, 23 / 36);
-#     size found 19 / 31 -> 20 / 35 (2.57 / 2.65 -> 2.37 / 2.48). Either half alone is no better: the
+#     split, 2 x 24 cases (stop 16): size given 21 / 32 -> 22 / 36 cases at ratio <= 2 / <= 3,
+#     geometric-mean ratio 2.60 / 2.36 -> 2.47 / 2.22 (sigma fixed at the true 0.005: 23 / 36, x 0.6 or
+#     x 2: 20 / 36, 23 / 36); size found 19 / 31 -> 22 / 35 (2.57 / 2.65 -> 2.37 / 2.48). Held-out at
+#     the noise: no better (8 / 18 of 24 against 7 / 19); at 4x that noise (bench_shake --noise
+#     0.02): 7 / 10 of 12 against 3 / 5. Either half alone is no better: the
 #     denoised finest level with the edge-selected step 22 / 32, the consistent step on the noisy
 #     region 19 / 33, the whole pyramid on the denoised photo 19 / 30; in the generous window too,
 #     19 / 34 with two blow-ups (ratios 4.5 -> 17, 1.5 -> 7). About 0.2 s per 0.4 MP region.
