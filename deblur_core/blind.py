@@ -99,22 +99,21 @@ _COARSEST = 5
 #     ratio <= 2 / <= 3 on 7 / 15 -> 10 / 16 cases, ratios over 10 on 5 -> 1, median 2.86 -> 2.22, for
 #     about twice the time (31 px: 9 / 15, 2 over 10); auto mode on shake, train, 16 cases, classical:
 #     mean PSNR gain +0.68 -> +1.51 dB, worst -5.85 -> -2.78 (stop 13).
-#   fine_denoise: the finest level works on the region after the denoiser network (denoiser-v2, noise level
-#     measured per channel) and its kernel step uses all latent gradients (no edge selection), on pixels whose
-#     whole kernel footprint lies in the region, away from clipping (the consistent step) -- except in the
-#     generous window of the size-found path, which keeps the edge-selected step over the whole region on the
-#     denoised region. Why: started from a nearly right kernel (the true one resampled to half size and back:
-#     ratio <= 2 on 41 of 48 train cases), the finest level's alternations on the noisy region drift away from
-#     it (5 alternations: 29 of 48; 1: 37); on the noise-free blurred image they keep it (4 rounds of L0
-#     latent + consistent step, seed 0: 21 of 24 against 16 noisy, 20 denoised). Train split, 2 x 24 cases
-#     (stop 16): size given 21 / 32 -> 22 / 36 cases at ratio <= 2 / <= 3, geometric-mean ratio 2.60 / 2.36 ->
-#     2.47 / 2.22 (sigma fixed at the true 0.005: 23 / 36, x 0.6 or x 2: 20 / 36, 23 / 36); size found 19 / 31
-#     -> 24 / 35 (2.57 / 2.65 -> 2.32 / 2.33; the generous window's finest level on the noisy region: 22 / 35,
-#     2.37 / 2.48). Held-out at the noise: no better (8 / 18 of 24 against 7 / 19); at 4x that noise
-#     (bench_shake --noise 0.02): 7 / 10 of 12 against 3 / 5. Either half alone is no better: the denoised
-#     finest level with the edge-selected step 22 / 32, the consistent step on the noisy region 19 / 33, the
-#     whole pyramid on the denoised photo 19 / 30; the consistent step in the generous window too: 19 / 34
-#     with two blow-ups (ratios 4.5 -> 17, 1.5 -> 7). About 0.2 s per 0.4 MP region.
+#   fine_denoise: the finest level works on the region after the denoiser network (denoiser-v2, noise
+#     level measured per channel) and its kernel step uses all latent gradients (no edge selection), on
+#     pixels whose whole kernel footprint lies in the region, away from clipping (the consistent step)
+#     -- except in the generous window of the size-found path. Why: started from a nearly right kernel (the true one resampled to half size and
+#     back: ratio <= 2 on 41 of 48 train cases), the finest level's alternations on the noisy region
+#     drift away from it (5 alternations: 29 of 48; 1: 37); on the noise-free blurred image they keep it
+#     (4 rounds of L0 latent + consistent step, seed 0: 21 of 24 against 16 noisy, 20 denoised). Train
+#     split, 2 x 24 cases (stop 16): size given 21 / 32 -> 22 / 36 cases at ratio <= 2 / <= 3,
+#     geometric-mean ratio 2.60 / 2.36 -> 2.47 / 2.22 (sigma fixed at the true 0.005: 23 / 36, x 0.6 or
+#     x 2: 20 / 36, 23 / 36); size found 19 / 31 -> 22 / 35 (2.57 / 2.65 -> 2.37 / 2.48). Held-out at
+#     the noise: no better (8 / 18 of 24 against 7 / 19); at 4x that noise (bench_shake --noise
+#     0.02): 7 / 10 of 12 against 3 / 5. Either half alone is no better: the
+#     denoised finest level with the edge-selected step 22 / 32, the consistent step on the noisy
+#     region 19 / 33, the whole pyramid on the denoised photo 19 / 30; in the generous window too,
+#     19 / 34 with two blow-ups (ratios 4.5 -> 17, 1.5 -> 7). About 0.2 s per 0.4 MP region.
 #   grow: size given: that window's kernel and one estimated in a grow[0] * size + grow[1] window
 #     compete the same way (stop 15). Train split, 2 x 24 cases: ratio <= 2 / <= 3 on 20 / 28 -> 21 / 32
 #     cases, geometric-mean ratio 2.83 / 2.43 -> 2.60 / 2.36; the size given 25 % too small: 11 / 21 ->
@@ -762,7 +761,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     yb = luma[y0:y0 + h, x0:x0 + w].astype(np.float32)
     # The finest level's input: the region denoised (see the fine_denoise knob), scaled like ``yb``.
     fine = None
-    if _OPT["fine_denoise"]:
+    if _OPT["fine_denoise"] and not auto:
         usable = _fine is not None and (_fine["luma"] is None or _fine["luma"].shape == yb.shape)
         fine = _fine if usable else _denoised_region(image, region, linear)
     yb_fine = None
@@ -818,8 +817,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         wpad = np.zeros(shape, np.float32)
         # Use only the region, away from clipped highlights.
         wpad[crop] = vs
-        consistent = finest and not auto     # the generous window keeps the edge-selected step (see fine_denoise)
-        if consistent:
+        if finest:
             # Consistent kernel step: only blurred pixels whose whole kernel footprint is in the region,
             # with all the latent's gradients there (the region is denoised: no edge selection needed).
             import cv2
@@ -835,7 +833,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
             K = psf2otf(k.astype(np.float32), shape)
             xl = _l0_latent(ypad, Y, K, DtD, lam_l, kappa=_OPT["kappa"])
             gx, gy = _grad(xl)
-            if consistent:
+            if finest:
                 gx, gy = gx * wpad, gy * wpad
             elif _OPT["select"]:
                 gx, gy = _select_edges(gx, gy, wpad, max(n_keep, int(_OPT["keep_frac"] * vs.sum())))
