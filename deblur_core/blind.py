@@ -156,6 +156,11 @@ _COARSEST = 5
 # generous window capped at 47 px (17 / 28 against 19 / 31). A 1024 px region instead of 640 on 1024 px
 # crops: 6 / 12 -> 8 / 12 cases (seed 0), for 2.2x the time; with the size-given pair, seed 1, 16 cases:
 # 5 / 9 at 640, 832 and 1024 px alike (geometric-mean ratio 3.18, 2.96, 2.92).
+# Tried and left out (stop 16): the generous window's finest level on the denoised region too, with its
+# edge-selected step: better on train (size found, 22 / 35 -> 24 / 35 cases at ratio <= 2 / <= 3), but
+# the auto mode on held-out shake lost (bench_engine --only auto --n 5 --network: +2.56 / +3.05 ->
+# +2.32 / +2.76 dB, worst case +0.48 -> -0.16 dB) and bench_shake --auto-size's median ratio went
+# 2.29 -> 2.45: reverted. (Those held-out runs have now been used for a decision.)
 # Tried and left out (stop 16, ad-hoc scripts, train split): Pan et al.'s dark channel prior in the L0
 # latent step (mu 4e-3 patch 35: 13 / 29 of 48 at ratio <= 2 / <= 3; mu 1e-3 patch scaled per level:
 # 17 / 31; this code then 21 / 32); from a nearly right start (see fine_denoise), the finest level with
