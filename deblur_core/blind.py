@@ -588,8 +588,8 @@ def _estimate_pair(image, size_a, size_b, *, progress, roi, _prep=None, **kw):
     FFTs and most array maths release the GIL): 1.35-1.5x faster on 2 cores, the same kernels."""
     t0 = time.perf_counter()
     prep = _working_luma(validate_image(image), kw.get("linear", True)) if _prep is None else _prep
-    if roi is None:
-        roi = _default_region(prep, kw["max_region"], size_a)
+    H, W = prep[0].shape
+    roi = _default_region(prep, kw["max_region"], size_a) if roi is None else _clip_region(roi, W, H)
     fine = _denoised_region(image, roi, kw.get("linear", True)) if _OPT["fine_denoise"] else None
     shared = _PairProgress(progress)
     finished = [threading.Event(), threading.Event()]
@@ -683,6 +683,16 @@ def _auto_window(ref_side: int) -> int:
     return max(ks, 9) if ref_side >= 45 else ks
 
 
+def _clip_region(roi, W, H):
+    """``roi`` (x, y, w, h) clipped to a ``W`` x ``H`` image, integer; ValueError when nothing is left."""
+    x, y, w, h = (int(round(v)) for v in roi)
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(W, x + w), min(H, y + h)
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        raise ValueError(f"the region {tuple(roi)} is outside the {W}x{H} image")
+    return x0, y0, x1 - x0, y1 - y0
+
+
 def _default_region(prep, max_region, kernel_size=None):
     """The region an estimate in a ``kernel_size`` window (None: the generous one) picks when none is
     given (x, y, w, h)."""
@@ -731,15 +741,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     H, W = luma.shape
 
     # --- region ---
-    if roi is not None:
-        x, y, w, h = (int(round(v)) for v in roi)
-        x0, y0 = max(0, x), max(0, y)
-        x1, y1 = min(W, x + w), min(H, y + h)
-        if x1 - x0 < 1 or y1 - y0 < 1:
-            raise ValueError(f"the region {tuple(roi)} is outside the {W}x{H} image")
-        region = (x0, y0, x1 - x0, y1 - y0)
-    else:
-        region = None
+    region = _clip_region(roi, W, H) if roi is not None else None
 
     # --- kernel size ---
     if kernel_size is not None:
@@ -767,8 +769,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     # The finest level's input: the region denoised (see the fine_denoise knob), scaled like ``yb``.
     fine = None
     if _OPT["fine_denoise"] and not auto:
-        usable = _fine is not None and (_fine["luma"] is None or _fine["luma"].shape == yb.shape)
-        fine = _fine if usable else _denoised_region(image, region, linear)
+        fine = _fine if _fine is not None else _denoised_region(image, region, linear)
     yb_fine = None
     if fine is not None and fine["luma"] is not None:
         lo, hi = np.percentile(yb, [1, 99]) if _OPT["normalize"] else (0.0, 1.0)
@@ -838,9 +839,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
             K = psf2otf(k.astype(np.float32), shape)
             xl = _l0_latent(ypad, Y, K, DtD, lam_l, kappa=_OPT["kappa"])
             gx, gy = _grad(xl)
-            if finest:
-                gx, gy = gx * wpad, gy * wpad
-            elif _OPT["select"]:
+            if _OPT["select"] and not finest:
                 gx, gy = _select_edges(gx, gy, wpad, max(n_keep, int(_OPT["keep_frac"] * vs.sum())))
             else:
                 gx, gy = gx * wpad, gy * wpad
@@ -903,15 +902,15 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     return psf.astype(np.float32), info
 
 
-def _denoised_region(image, roi, linear):
-    """The working luminance of ``roi`` (x, y, w, h) after the denoiser network, for the finest level:
+def _denoised_region(image, region, linear):
+    """The working luminance of ``region`` (x, y, w, h, inside the image: :func:`_clip_region`) after the
+    denoiser network, for the finest level:
     ``{"luma": (h, w) float32 or None, "sigma": the per-channel noise level it was told, "warning"}``.
     The network missing or broken is no failure: the finest level then runs on the region as it is, and
     the warning says so (the report shows it)."""
-    img = validate_image(image)
-    x, y, w, h = (int(round(v)) for v in roi)
-    x0, y0 = max(0, x), max(0, y)
-    sub = img[y0:max(y0, y + h), x0:max(x0, x + w)]
+    x0, y0, w, h = region
+    # Only the region is converted and checked (the grid calls this for each of its cells).
+    sub = validate_image(np.asarray(image)[y0:y0 + h, x0:x0 + w])
     planes = sub[..., :3] if sub.ndim == 3 and sub.shape[2] >= 3 else (sub[..., 0] if sub.ndim == 3 else sub)
     from .deconvolution import estimate_noise
     chans = [planes] if planes.ndim == 2 else [planes[..., c] for c in range(planes.shape[2])]
