@@ -18,6 +18,9 @@ Peer in the same run: the best-fitting *linear* motion kernel from the cepstrum
 
     python bench/bench_shake.py --cases 12 --size 512 [--auto-size] [--timing 6]
 
+``--latent-net FILE.onnx`` (size given only) replaces the estimator by one kernel step from a blind
+sharp-edge network's latent (``training/train_sharpedge.py``, not shipped): the research path of stop 17.
+
 ``--timing N`` then times N estimates on whole 1 MP regions (1024 x 1024 crops), size given and found:
 the issue's runtime target is "at most 10 s to estimate a kernel on a 1 MP region on 2 cores".
 """
@@ -164,6 +167,42 @@ def make_cases(n: int, side: int, seed: int, split: str = "heldout", noise: floa
     return cases, source
 
 
+def latent_net_estimator(onnx_path: str):
+    """``estimate(blurred, size) -> (kernel, info)``: the kernel from ONE consistent kernel step (blind.py's
+    finest-level step, on the whole crop) whose latent is a blind sharp-edge network's prediction from the
+    blurred luminance alone (``training/train_sharpedge.py``: sRGB-encoded gray in and out)."""
+    import cv2
+    import onnxruntime as ort
+    from deblur_core import blind
+    from deblur_core.color import linear_luminance
+    from deblur_core.fftutils import pad_for_deconvolution
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    sess = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+
+    def estimate(blurred, ks):
+        yb = linear_luminance(blurred)
+        h, w = yb.shape
+        hp, wp = -(-h // 32) * 32, -(-w // 32) * 32       # the network's pad multiple
+        x = np.pad(linear_to_srgb(yb), ((0, hp - h), (0, wp - w)), mode="reflect")[None, None]
+        latent = srgb_to_linear(sess.run(None, {"input": x.astype(np.float32)})[0][0, 0, :h, :w])
+        lo, hi = np.percentile(yb, [1, 99])
+        s = max(hi - lo, 1e-3)
+        ypad, crop = pad_for_deconvolution((yb - lo) / s, (ks, ks), margin=ks + 4)
+        xpad, _ = pad_for_deconvolution((latent - lo) / s, (ks, ks), margin=ks + 4)
+        region = np.zeros(ypad.shape, np.float32)
+        region[crop] = 1
+        footprint_in = cv2.erode(region, np.ones((ks, ks), np.uint8))
+        gy = [g * footprint_in for g in blind._grad(ypad)]
+        gx = [g * footprint_in for g in blind._grad(xpad)]
+        k = blind._kernel_ls([blind.rfft2(g) for g in gx], [blind.rfft2(g) for g in gy], ks, blind._delta(ks),
+                             2e-3, shape=ypad.shape)
+        k = blind._final_trim(blind._clean_kernel(k, blind._OPT["thr"], blind._OPT["min_mass"]))
+        return k.astype(np.float32), {"roi": [0, 0, w, h]}
+    return estimate
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=12)
@@ -181,17 +220,24 @@ def main(argv=None) -> int:
     ap.add_argument("--classic-fine", action="store_true",
                     help="the finest level on the photo as it is, edge-selected kernel step (the peer of the "
                          "default denoised finest level with the consistent step, stop 16)")
+    ap.add_argument("--latent-net", default="", metavar="ONNX",
+                    help="size given: one kernel step from this blind sharp-edge network's latent instead of the "
+                         "estimator (training/train_sharpedge.py; research, not shipped)")
     ap.add_argument("--timing", type=int, default=0, metavar="N",
                     help="then time N estimates on 1 MP regions (the issue's runtime target), size given and found")
     args = ap.parse_args(argv)
     policy_for(args.size ** 2)  # the memory policy of the engine's own processes (deblur_core/memory.py)
 
     from deblur_core import blind
-    from deblur_core.blind import estimate_kernel
+    estimate_kernel = blind.estimate_kernel
     if args.single_window:
         blind._OPT["grow"] = None
     if args.classic_fine:
         blind._OPT["fine_denoise"] = False
+    if args.latent_net:
+        if args.auto_size:
+            ap.error("--latent-net needs the size given (no --auto-size)")
+        estimate_kernel = latent_net_estimator(args.latent_net)
     try:
         from deblur_core.estimate import estimate_motion, working_luma
         from deblur_core.kernels import motion_kernel
@@ -203,7 +249,8 @@ def main(argv=None) -> int:
           f"noise {args.noise:g}, kernel size {'auto' if args.auto_size else 'given'}"
           f"{f' x {args.size_scale:g}' if args.size_scale != 1 and not args.auto_size else ''}"
           f"{', that window only' if args.single_window else ''}"
-          f"{', finest level on the photo as it is' if args.classic_fine else ''}\n")
+          f"{', finest level on the photo as it is' if args.classic_fine else ''}"
+          f"{f', one kernel step from the latent of {os.path.basename(args.latent_net)}' if args.latent_net else ''}\n")
     print("| # | photo | kernel | true px | est px | similarity | ratio | ratio, sub-px | linear-motion ratio | time s | s/MP |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     ratios, sub, peer, rt_mp, sims = [], [], [], [], []
@@ -234,7 +281,8 @@ def main(argv=None) -> int:
         print(f"| {i} | {name[:28]} | {kname} | {k.shape[0]} | {ke.shape[0]} | {sims[-1]:.3f} | "
               f"{ratio:.2f} | {sub[-1]:.2f} | {pr} | {dt:.2f} | {rt_mp[-1]:.1f} |", flush=True)
     r = np.array(ratios)
-    print(f"\nblind (deblur_core.blind): ratio <= 2: {np.mean(r <= 2) * 100:.0f} %, <= 3: {np.mean(r <= 3) * 100:.0f} %, "
+    label = f"latent net {os.path.basename(args.latent_net)}, one step" if args.latent_net else "deblur_core.blind"
+    print(f"\nblind ({label}): ratio <= 2: {np.mean(r <= 2) * 100:.0f} %, <= 3: {np.mean(r <= 3) * 100:.0f} %, "
           f"median ratio {np.median(r):.2f}; median runtime {np.median(rt_mp):.1f} s/MP "
           f"(targets: >= 70 % at <= 2, >= 90 % at <= 3); kernel similarity median {np.median(sims):.3f}, "
           f"mean {np.mean(sims):.3f}")
