@@ -366,6 +366,18 @@ def _summary(report):
     return "\n".join(lines) or json.dumps(report)[:500]
 
 
+def _tell_user(layer, report):
+    """After an interactive correction: what the user must know but cannot see in the new layer (the
+    photo is beyond repair, a model was missing, the halo guard capped the strength) goes on screen.
+    Scripts get the same sentences in the JSON report."""
+    notes = [str(w) for w in report.get("warnings") or [] if w]
+    if report.get("verdict") == "beyond repair" and not any("limited benefit" in n for n in notes):
+        notes.insert(0, _("The blur looks beyond repair: expect limited benefit."))
+    if notes:
+        name = layer.get_name() if layer is not None else _("AI Deblur")
+        Gimp.message(_("%s\n\nPlease note:\n") % name + "\n".join("- " + n for n in notes))
+
+
 def _kernel_layer(image, drawable, report, view):
     """A small gray layer showing the kernel picture the worker made (scaled to its peak), above the
     source."""
@@ -648,6 +660,8 @@ def run_procedure(procedure, run_mode, image, drawables, config, data):
             layer, report = _run_analyze(procedure, run_mode, image, drawable, config)
         else:
             layer, report = _run_correction(procedure, mode, image, drawable, config)
+            if run_mode == Gimp.RunMode.INTERACTIVE:
+                _tell_user(layer, report)
         report.setdefault("plugin_timing", {})["start_s"] = start_s
     except PlugInError as exc:
         return _error(procedure, str(exc))

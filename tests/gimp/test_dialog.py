@@ -84,3 +84,38 @@ def test_dialog_warms_the_engine_while_open(gimp_profile, display):
     assert res["status"] == "success", log[-3000:]
     assert "standby started at dialog open: True" in log, log[-3000:]
     assert res["report"]["plugin_timing"]["worker"] == "standby", res["report"]["plugin_timing"]
+
+
+FOCUS_ONLY = r'''
+import array
+w, h = 300, 200
+img = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
+lay = Gimp.Layer.new(img, "source", w, h, Gimp.ImageType.RGB_IMAGE, 100, Gimp.LayerMode.NORMAL)
+img.insert_layer(lay, None, 0)
+px = array.array("f", [((i * 7) % 13) / 13.0 for i in range(w * h * 3)])
+b = lay.get_buffer(); b.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B' float", px.tobytes()); b.flush()
+status, values = call_procedure("plug-in-ai-deblur-focus", img, [lay], run_mode=Gimp.RunMode.INTERACTIVE)
+RESULT["status"] = status
+RESULT["report"] = json.loads(values[1]) if status == "success" else None
+RESULT["layers"] = [l.get_name() for l in img.get_layers()]
+img.delete()
+'''
+
+
+def test_interactive_correction_shows_the_warnings(gimp_profile, display, tmp_path):
+    """No silent fallback: with the networks missing, the interactive correction still makes its layer,
+    and the report's warnings (classical deconvolution used instead) reach the screen as a message,
+    not only the JSON report that scripts read."""
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    res = gimp_batch.run_python("import json\n" + gimp_batch.HELPERS + FOCUS_ONLY, profile=str(gimp_profile),
+                                timeout=300, check=False,
+                                extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "1500",
+                                           "AI_DEBLUR_NO_PREVIEW": "1", "AI_DEBLUR_MODELS": str(empty)})
+    log = res.get("_log", "")
+    assert "error" not in res, res.get("traceback", "") + log[-3000:]
+    assert res["status"] == "success", log[-3000:]
+    assert res["layers"][0].startswith("AI Deblur"), res["layers"]
+    warnings = res["report"]["warnings"]
+    assert any("neural network unavailable" in w for w in warnings), warnings
+    assert "Please note:" in log and "neural network unavailable" in log, log[-3000:]
