@@ -20,7 +20,7 @@ def test_blend_weights_are_a_partition_of_unity(length, n):
 def test_restore_grid_blends_each_cells_own_restoration():
     image = np.random.default_rng(0).random((90, 120, 3)).astype(np.float32)
     # identity restorations give the photo back: the weights sum to 1 and no crop edge shows
-    same = restore_grid(image, 3, [np.ones((5, 5)) / 25] * 9, lambda part, k: part)
+    same = restore_grid(image, 3, [np.full((5, 5), i + 1.0) for i in range(9)], lambda part, k: part)
     assert np.allclose(same, image, atol=1e-6)
     # each cell's restoration reaches its own cell: at a cell's centre only its kernel counts
     tags = [np.full((3, 3), i + 1.0) for i in range(4)]
@@ -30,6 +30,20 @@ def test_restore_grid_blends_each_cells_own_restoration():
             assert out[int(cy), int(cx), 0] == pytest.approx(2 * i + j + 1, abs=0.05)
     with pytest.raises(ValueError):
         restore_grid(image, 2, tags[:3], lambda part, k: part)
+
+
+def test_restore_grid_restores_once_when_the_cells_share_a_kernel():
+    """Cells that all fell back to the photo's kernel cost one restoration of the whole photo."""
+    image = np.random.default_rng(1).random((90, 120)).astype(np.float32)
+    calls = []
+
+    def restore(part, k):
+        calls.append(part.shape)
+        return part * 0.5
+
+    out = restore_grid(image, 2, [np.ones((5, 5)) / 25] * 4, restore)
+    assert calls == [image.shape]
+    assert np.allclose(out, image * 0.5)
 
 
 def test_kernel_grid_varying_blur(photo):
