@@ -174,6 +174,14 @@ _COARSEST = 5
 # predicting the sharp region from its Wiener deconvolution with a perturbed kernel and the blurred
 # region, as the finest level's latent: from the estimator's kernels 10 / 15 -> 7 / 15 (it learns the
 # current kernel's errors back); a learned latent needs a blind predictor trained far longer (a GPU).
+# Tried and left out (stop 17, a lent GPU): a blind sharp-edge predictor (training/train_sharpedge.py, a
+# 3.7 M-parameter U-Net trained 7 minutes on an H200 on train-split crops blurred by the engine's own
+# kernel generators, with a loss on the kernel an FFT step recovers from its prediction) as the latent of
+# ONE consistent kernel step at full size (bench_shake --latent-net, size given): train seed 0, 24 cases,
+# 5 / 10 at ratio <= 2 / <= 3 against this code's 10 / 18 in the same session (image loss only: 2 / 6);
+# held-out 17 % / 33 % against 33 % / 75 %. As a start for the finest level (refine_kernel) 7 / 11; half
+# resolution then refined 7 / 12; the better of its refined kernel and this code's by the sparsity score
+# 10 / 18 (a perfect pick would give 12 / 18). Fine-tuning 3.8 minutes more: 4 / 10. Not used.
 # Tried and left out (stop 9): weighting the edge selection by Xu & Jia's usefulness map (a little
 # better on the train split, but it broke the 15 px hook test case).
 _OPT = {"select": True, "normalize": True, "keep_frac": 0.005, "lam_end": 1e-3, "nonneg_iters": 100, "l1": 0.0, "coarse_extra": 0, "thr": 0.08, "min_mass": 0.02, "smooth": 0.002, "per_bin": True, "kappa": 2.0,
