@@ -34,7 +34,9 @@ from torch.nn import functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
+sys.path[:0] = [ROOT, HERE]
+
+from model import ResBlock  # noqa: E402  (the denoiser's block: two 3x3 convolutions, ReLU, skip)
 
 KCANVAS = 75            # kernel bank canvas (odd); kernels up to 71 px plus a softening margin
 PAD = KCANVAS // 2 + 1  # sharp crops are this much larger on each side: the blur is exact ('valid')
@@ -44,16 +46,6 @@ PAD_MULTIPLE = 32       # pixel-unshuffle 2 x four 2x downsamplings
 # ------------------------------------------------------------------------------------------------
 # the network
 # ------------------------------------------------------------------------------------------------
-class ResBlock(nn.Module):
-    def __init__(self, c: int):
-        super().__init__()
-        self.c1 = nn.Conv2d(c, c, 3, padding=1)
-        self.c2 = nn.Conv2d(c, c, 3, padding=1)
-
-    def forward(self, x):
-        return x + self.c2(F.relu(self.c1(x)))
-
-
 class SharpEdgeNet(nn.Module):
     """(N, 1, H, W) sRGB-encoded gray in [0, 1] -> (N, 1, H, W) sharp gray (input + residual).
 
