@@ -43,9 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--radius", type=float, help="defocus radius in px")
     d.add_argument("--kernel-size", type=int,
                    help="camera-shake kernel size in px (a guess will do: a window a quarter larger competes with it)")
-    d.add_argument("--shake-regions", type=int, default=1, metavar="N",
+    d.add_argument("--shake-regions", type=int, default=0, metavar="N",
                    help="camera shake that varies across the frame: one kernel per cell of an N x N grid, "
-                        "1..4 (default 1: one kernel)")
+                        "1..4 (1: one kernel); default 0 = auto: 2 on photos at least 1024 px on the shorter "
+                        "side, else 1")
     d.add_argument("--sharpen-radius", type=float)
     d.add_argument("--amount", type=float)
     d.add_argument("--threshold", type=float, default=0.0)
@@ -122,7 +123,7 @@ def cmd_deblur(args) -> int:
     res = deblur(image, args.mode, args.strength, psf, mask=args.mask, progress=progress,
                  length=args.length, angle=args.angle, radius=args.radius, kernel_size=args.kernel_size,
                  sharpen_radius=args.sharpen_radius, amount=args.amount, threshold=args.threshold,
-                 use_network=False if args.classical else None, shake_regions=args.shake_regions)
+                 use_network=False if args.classical else None, shake_regions=args.shake_regions or None)
     if not args.quiet:
         print(file=sys.stderr)
     from .imageio import write_image

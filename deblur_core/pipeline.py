@@ -52,7 +52,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
            mask: str = "auto", progress=None, length: float | None = None, angle: float | None = None,
            radius: float | None = None, kernel_size: int | None = None, sharpen_radius: float | None = None,
            amount: float | None = None, threshold: float = 0.0, use_network: bool | None = None,
-           roi=None, shake_regions: int = 1) -> DeblurResult:
+           roi=None, shake_regions: int | None = None) -> DeblurResult:
     """Restore a blurred photo.
 
     Parameters
@@ -70,9 +70,11 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         Called as work advances; raising from it cancels.
     length, angle, radius, kernel_size, sharpen_radius, amount, threshold, roi
         Mode controls; None means estimated from the photo.
-    shake_regions : int
+    shake_regions : int or None
         Camera shake: kernels per side of a grid (1..4; 1 = one kernel for the whole photo), for blur
-        that varies across the frame (:mod:`deblur_core.spatial`).
+        that varies across the frame (:mod:`deblur_core.spatial`). None (default): 2 on photos at least
+        :data:`~deblur_core.spatial.GRID_MIN_SIDE` (1024) px on the shorter side, else 1. Ignored with
+        ``roi`` (the selection is the one region to estimate on).
 
     Returns
     -------
@@ -86,12 +88,14 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     image = validate_image(image)
     if not 0 <= float(strength) <= 100:
         raise ValueError("strength must be between 0 and 100")
-    from .spatial import MAX_REGIONS
-    if int(shake_regions) != shake_regions or not 1 <= shake_regions <= MAX_REGIONS:
+    from .spatial import MAX_REGIONS, auto_regions
+    if shake_regions is not None and (int(shake_regions) != shake_regions or not 1 <= shake_regions <= MAX_REGIONS):
         raise ValueError(f"shake regions per side must be a whole number from 1 to {MAX_REGIONS}, got {shake_regions}")
     color, alpha = split_alpha(image)
     color = np.clip(color, 0.0, 1.0)
     h, w = color.shape[:2]
+    if shake_regions is None:
+        shake_regions = auto_regions(h, w)
     _progress(progress, 0.02, "Analysing blur")
     report = analyze(color)
     report["mode"] = mode

@@ -5,7 +5,7 @@ import pytest
 from helpers import blur_linear
 from deblur_core import deblur
 from deblur_core.kernels import motion_kernel
-from deblur_core.spatial import cell_weight, estimate_kernel_grid, grid_centres, restore_grid
+from deblur_core.spatial import GRID_MIN_SIDE, auto_regions, cell_weight, estimate_kernel_grid, grid_centres, restore_grid
 
 
 @pytest.mark.parametrize("length,n", [(100, 2), (257, 3), (64, 4)])
@@ -91,10 +91,35 @@ def test_deblur_with_shake_regions(photo):
             deblur(blurred, "shake", 50, shake_regions=bad)
 
 
+def test_auto_regions_by_photo_size():
+    assert GRID_MIN_SIDE == 1024
+    assert auto_regions(GRID_MIN_SIDE, 4000) == 2 and auto_regions(4000, GRID_MIN_SIDE) == 2
+    assert auto_regions(GRID_MIN_SIDE - 1, 4000) == 1 and auto_regions(512, 512) == 1
+
+
+def test_deblur_picks_the_grid_on_large_photos():
+    """Not told, deblur() estimates a 2 x 2 grid on a photo 1024 px on its shorter side, one kernel on a
+    smaller one, and one kernel on a selection (the region the user chose to estimate on)."""
+    from skimage import data
+    big = np.tile(data.coffee().astype(np.float32) / 255, (3, 2, 1))[:1024, :1024]
+    blurred = blur_linear(big, motion_kernel(7, 20), noise=0.003)
+    res = deblur(blurred, "shake", 50, mask="full", use_network=False, kernel_size=9)
+    assert len(res.report["shake"]["regions"]) == 4 and "2x2 regions" in res.report["title"]
+    small = deblur(blurred[:512, :512], "shake", 50, mask="full", use_network=False, kernel_size=9)
+    assert "regions" not in small.report["shake"] and "regions" not in small.report["title"]
+    picked = deblur(blurred, "shake", 50, mask="full", use_network=False, kernel_size=9, roi=(100, 100, 400, 400))
+    assert "regions" not in picked.report["shake"]
+    one = deblur(blurred, "shake", 50, mask="full", use_network=False, kernel_size=9, shake_regions=1)
+    assert "regions" not in one.report["shake"]
+
+
 def test_worker_passes_shake_regions():
-    """The plug-ins' worker protocol carries the grid size ("shake_regions"); 0 or 1 mean one kernel."""
+    """The plug-ins' worker protocol carries the grid size ("shake_regions"); 0 means auto (not passed:
+    the engine decides), 1 one kernel."""
     from deblur_core.worker import _deblur_kwargs
     *_, extra = _deblur_kwargs({"mode": "shake", "shake_regions": 2.0, "kernel_size": 0})
     assert extra == {"shake_regions": 2}
     *_, extra = _deblur_kwargs({"mode": "shake", "shake_regions": 0})
     assert "shake_regions" not in extra
+    *_, extra = _deblur_kwargs({"mode": "shake", "shake_regions": 1})
+    assert extra == {"shake_regions": 1}

@@ -198,7 +198,7 @@ def _mode_options(mode, config):
         if size:
             opts["kernel_size"] = int(size)
         regions = get("regions")
-        if regions and int(regions) > 1:
+        if regions and int(regions) >= 1:     # 0 = auto: the engine's choice
             opts["shake_regions"] = int(regions)
     elif mode == "sharpen":
         for arg, key in (("radius", "sharpen_radius"), ("amount", "amount"), ("threshold", "threshold")):
@@ -734,7 +734,8 @@ class AIDeblur(Gimp.PlugIn):
                                            "a quarter larger competes with it)", 0, 301, 0, rw)
                 procedure.add_int_argument("regions", "Blur _traces per side",
                                            "Shake that differs across the frame: one kernel per cell of an "
-                                           "N x N grid (1 = one kernel; ignored with a selection)", 1, 4, 1, rw)
+                                           "N x N grid (1 = one kernel; 0 = auto: 2 on photos at least 1024 px "
+                                           "on the shorter side; ignored with a selection)", 0, 4, 0, rw)
             elif mode == "sharpen":
                 procedure.add_double_argument("radius", "Ra_dius (px)", "Sharpening radius, 0 = auto",
                                               0.0, 50.0, 0.0, rw)
