@@ -233,6 +233,9 @@ def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, pro
                  **({"sparsity": c["sparsity"]} if "sparsity" in c else {}), **({"reason": c["reason"]} if "reason" in c else {})}
                 for c in cells]
             own = sum(c["source"] == "own" for c in cells)
+            if own == 0:    # a uniform blur: say it plainly
+                return "deconvolve", psf, (f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel (the same in all "
+                                           f"{shake_regions}x{shake_regions} regions)")
             return "deconvolve", psf, (f"camera shake, {shake_regions}x{shake_regions} regions ({own} with their own kernel, "
                                        f"{len(cells) - own} with the photo's {psf.shape[1]}x{psf.shape[0]} px)")
         return "deconvolve", psf, f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel"
