@@ -599,7 +599,8 @@ def _estimate_pair(image, size_a, size_b, *, progress, roi, _prep=None, **kw):
     H, W = prep[0].shape
     roi = _default_region(prep, kw["max_region"], size_a) if roi is None else _clip_region(roi, W, H)
     fine = _denoised_region(image, roi, kw.get("linear", True)) if _OPT["fine_denoise"] else None
-    shared = _PairProgress(progress)
+    shared = _PartsProgress(progress, 2, lambda done, n: "Kernel estimated" if done == n
+                            else "Estimating the shake kernel (two window sizes)")
     finished = [threading.Event(), threading.Event()]
 
     def run(i, size):
@@ -639,32 +640,34 @@ class _Cancelled(Exception):
     """The other estimate of a pair failed or was cancelled: this one stops too."""
 
 
-class _PairProgress:
-    """Progress for two estimates running at once: each part reports its fraction, ``progress`` gets
-    their mean, under a lock (it need not be thread-safe). Once ``progress`` raised (the user
-    cancelled) or :meth:`cancel` was called, every part raises at its next report, and
-    :meth:`result` hands the caller the user's exception rather than the other thread's echo of it."""
+class _PartsProgress:
+    """Progress for ``n`` jobs running at once (the two estimates of a pair, the cells of a grid): each
+    part reports its fraction, ``progress`` gets their mean and one message, ``message(done, n)``, under
+    a lock (it need not be thread-safe); the jobs' own messages ("level 2/4", "level 3/3") would
+    alternate. Once ``progress`` raised (the user cancelled) or :meth:`cancel` was called, every part
+    raises at its next report, and :meth:`result` hands the caller the user's exception rather than
+    another thread's echo of it."""
 
-    def __init__(self, progress):
+    def __init__(self, progress, n, message):
         self._progress = progress
+        self._message = message
         self._lock = threading.Lock()
-        self._fractions = [0.0, 0.0]
+        self._fractions = [0.0] * n
         self._failure = None
         self._cancelled = False
 
     def part(self, i):
-        def report(f, message):
+        def report(f, _message):
             with self._lock:
                 if self._failure is not None or self._cancelled:
                     raise _Cancelled()
                 self._fractions[i] = f
                 if self._progress is None:
                     return
-                # One message for both: their own ("level 2/4", "level 3/3") would alternate.
-                both = min(self._fractions) >= 1.0
+                done = sum(x >= 1.0 for x in self._fractions)
                 try:
-                    self._progress(0.5 * (self._fractions[0] + self._fractions[1]),
-                                   "Kernel estimated" if both else "Estimating the shake kernel (two window sizes)")
+                    self._progress(sum(self._fractions) / len(self._fractions),
+                                   self._message(done, len(self._fractions)))
                 except BaseException as exc:
                     self._failure = exc
                     raise

@@ -19,6 +19,8 @@ whole-photo kernel.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import blind
@@ -30,10 +32,10 @@ __all__ = ["MAX_REGIONS", "GRID_MIN_SIDE", "auto_regions", "estimate_kernel_grid
 MAX_REGIONS = 4          # cells per side; more leaves too little of the photo per kernel
 # Regions per side when the caller does not say: 2 x 2 once each cell holds a 512 px estimation window.
 # bench_varying.py --cases 6 --size 1024 --split train, seeds 0 and 1 (stop 17), mean PSNR gain over the
-# blurry photo, 1 kernel -> 2 x 2 (-> 3 x 3): roll + translation +0.77 -> +1.38 dB (+1.18), better on
-# 8 / 12 cases; uniform shake (the control) +2.78 -> +2.91 dB (+2.48), better on 5 / 12, worst -0.42 dB.
-# About 1.7x the time on a 1 MP crop (9-15 s against 5-9 s); a uniform blur whose cells all keep the
-# photo's kernel is restored once (restore_grid).
+# blurry photo, 1 kernel -> 2 x 2 (-> 3 x 3): roll + translation +0.77 -> +1.37 dB (+1.17), 2 x 2 better
+# / equal / worse on 5 / 5 / 2 of 12 cases; uniform shake (the control) +2.78 -> +2.90 dB (+2.47), 2 / 5 /
+# 5 (worst -0.42 dB, best +2.15). About 1.5x the time on a 1 MP crop (7-10 s against 4-6 s: the cells are
+# refined two at a time); a grid whose cells all keep the photo's kernel is restored once (restore_grid).
 GRID_MIN_SIDE = 1024
 
 
@@ -68,7 +70,7 @@ def _cell(length: int, n: int, i: int):
 
 
 def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | None = None, *,
-                         progress=None, max_region: int = 640):
+                         progress=None, max_region: int = 640, workers: int = 2):
     """Estimate one camera-shake kernel per cell of a ``regions`` x ``regions`` grid.
 
     Parameters
@@ -80,7 +82,11 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
         Kernel window in px for every estimate; None: found on the whole photo, then the cells refine
         it in a window 1.25 times the size found plus 4 px (a corner's trajectory is longer under
         rotation).
-    progress : callable(fraction, message) or None; raising from it cancels.
+    progress : callable(fraction, message) or None; raising from it cancels. Called from one thread at a
+        time, not always the caller's.
+    workers : int
+        Cells refined at once (threads; their FFTs and array maths release the GIL). The kernels do not
+        depend on it.
 
     Returns
     -------
@@ -105,12 +111,11 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
     # The photo's kernel may have come from a window larger than the size given (blind.estimate_kernel's
     # pair): the cells refine it whole.
     size = max(int(kernel_size) | 1, max(psf.shape)) if kernel_size is not None else blind._odd(1.25 * max(psf.shape) + 4)
-    cells = []
+    cells, jobs = [], []
     for i in range(regions):
         y0, ch = _cell(h, regions, i)
         for j in range(regions):
             x0, cw = _cell(w, regions, j)
-            done = len(cells)
             cell = {"roi": [x0, y0, cw, ch], "window": None, "psf": psf, "source": "whole photo"}
             cells.append(cell)
             ks = min(size, blind._odd(min(cw, ch) / 2) - 2)
@@ -120,22 +125,44 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
             valid = blind._saturation_mask(lin_max[y0:y0 + ch, x0:x0 + cw], ks)
             side = max(min(max_region, cw, ch), 6 * ks)
             wx, wy, ww, wh = blind._pick_region(luma[y0:y0 + ch, x0:x0 + cw], valid, side, side)
-            window = (x0 + wx, y0 + wy, ww, wh)
-            cell["window"] = [int(v) for v in window]
-            frac = share * (1 + done)
-            cell_progress = (lambda f, m: report(frac + share * f, f"Region {done + 1}/{n_cells}: {m}"))
-            try:
-                own, _ = blind.refine_kernel(img, psf, ks, roi=window, max_region=max_region, progress=cell_progress,
-                                             _prep=prep)
-            except ValueError as exc:           # flat or clipped cell: the whole-photo kernel serves it
-                cell["reason"] = str(exc)
-                continue
-            region = blind._region_luma(luma, window)
-            scores = [blind._region_sparsity(region, k) for k in (own, psf)]
-            cell["sparsity"] = [round(s, 5) for s in scores]
-            cell["own_psf"] = own
-            if scores[0] < scores[1]:
-                cell["psf"], cell["source"] = own, "own"
+            cell["window"] = [int(x0 + wx), int(y0 + wy), int(ww), int(wh)]
+            jobs.append((cell, ks))
+    parts = blind._PartsProgress(lambda f, m: report(share + (1 - share) * f, m), len(jobs),
+                                 lambda done, n: f"Refining the kernel per region ({done}/{n} done)")
+    running = [len(jobs)]
+    lock = threading.Lock()
+
+    def refine(k, cell, ks):
+        # both cores for the FFTs once the other refinements are done
+        blind._fft_thread.alone = lambda: running[0] <= 1
+        try:
+            return blind.refine_kernel(img, psf, ks, roi=tuple(cell["window"]), max_region=max_region,
+                                       progress=parts.part(k), _prep=prep)[0]
+        except ValueError as exc:           # flat or clipped cell: the whole-photo kernel serves it
+            return exc
+        finally:
+            with lock:
+                running[0] -= 1
+            blind._fft_thread.alone = None
+
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max(1, min(int(workers), len(jobs) or 1))) as pool:
+        futures = [pool.submit(refine, k, cell, ks) for k, (cell, ks) in enumerate(jobs)]
+        try:
+            owns = [parts.result(f) for f in futures]
+        except BaseException:
+            parts.cancel()                  # the running refinements stop at their next progress report
+            raise
+    for (cell, _), own in zip(jobs, owns):
+        if isinstance(own, ValueError):
+            cell["reason"] = str(own)
+            continue
+        region = blind._region_luma(luma, tuple(cell["window"]))
+        scores = [blind._region_sparsity(region, k) for k in (own, psf)]
+        cell["sparsity"] = [round(sc, 5) for sc in scores]
+        cell["own_psf"] = own
+        if scores[0] < scores[1]:
+            cell["psf"], cell["source"] = own, "own"
     report(1.0, "Kernels estimated")
     return psf, info, cells
 

@@ -71,6 +71,36 @@ def test_kernel_grid_varying_blur(photo):
         assert along_x == (c["roi"][0] < 160)
 
 
+def test_cells_refined_side_by_side_give_the_same_kernels(photo):
+    """Two cells at a time (threads) or one at a time: the same kernels, bit for bit."""
+    blurred = blur_linear(photo, motion_kernel(7, 20), noise=0.003)
+    runs = [estimate_kernel_grid(blurred, 2, 9, workers=n)[2] for n in (1, 2)]
+    for a, b in zip(*runs):
+        assert a["source"] == b["source"] and a["window"] == b["window"]
+        assert ("own_psf" in a) == ("own_psf" in b)
+        if "own_psf" in a:
+            assert np.array_equal(a["own_psf"], b["own_psf"])
+
+
+def test_cancelling_during_the_cells_stops_them(photo):
+    """Raising from the progress callback while the cells are refined (two threads) cancels the grid:
+    the caller gets the user's exception, not the other thread's echo of it."""
+    class UserCancelled(Exception):
+        pass
+
+    messages = []
+
+    def progress(fraction, message):
+        messages.append(message)
+        if message.startswith("Refining the kernel per region"):
+            raise UserCancelled()
+
+    blurred = blur_linear(photo, motion_kernel(7, 20), noise=0.003)
+    with pytest.raises(UserCancelled):
+        estimate_kernel_grid(blurred, 2, 9, progress=progress)
+    assert sum(m.startswith("Refining") for m in messages) == 1
+
+
 def test_one_region_is_the_plain_estimate(gray_photo):
     blurred = blur_linear(gray_photo, motion_kernel(7, 30), noise=0.003)
     psf, info, cells = estimate_kernel_grid(blurred, 1, 9)
