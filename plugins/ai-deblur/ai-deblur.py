@@ -373,9 +373,13 @@ def _tell_user(layer, report):
     notes = [str(w) for w in report.get("warnings") or [] if w]
     if report.get("verdict") == "beyond repair" and not any("limited benefit" in n for n in notes):
         notes.insert(0, _("The blur looks beyond repair: expect limited benefit."))
-    if notes:
+    if not notes:
+        return
+    try:    # the layer is made: failing to say so must not turn the run into an error
         name = layer.get_name() if layer is not None else _("AI Deblur")
         Gimp.message(_("%s\n\nPlease note:\n") % name + "\n".join("- " + n for n in notes))
+    except Exception as exc:  # noqa: BLE001
+        print("ai-deblur: could not show the warnings: %s" % exc, file=sys.stderr)
 
 
 def _kernel_layer(image, drawable, report, view):
