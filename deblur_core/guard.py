@@ -227,13 +227,16 @@ def guard(result: np.ndarray, original: np.ndarray, *, requested: float = 1.0, m
     (h_req, g_req, _), (h_app, g_app, _) = m_req, m_app
     capped = applied < requested - 1e-6
     if capped:
-        why = []
+        why, words = [], []
         if h_req > max_halo:
             why.append(f"halo overshoot {h_req:.3f} > {max_halo:.3f}")
+            words.append("halos")
         if g_req > max_noise_gain and m_req[2] > visible_noise:
             why.append(f"flat-area noise gain {g_req:.2f}x > {max_noise_gain:.2f}x")
-        message = (f"over-sharpening guard: strength reduced from {100 * requested:.0f}% to {100 * applied:.0f}% of "
-                   f"the correction ({'; '.join(why)})")
+            words.append("grain in flat areas")
+        # Said to photographers (GIMP shows it): what was done and why, the measurements in brackets.
+        message = (f"over-sharpening guard: the correction was reduced to {100 * applied / requested:.0f}% of the one "
+                   f"requested, to avoid {' and '.join(words) or 'artefacts'} ({'; '.join(why)})")
     else:
         message = f"over-sharpening guard: within limits (halo {h_req:.3f}, noise gain {g_req:.2f}x)"
     out = original + applied * (result - original)

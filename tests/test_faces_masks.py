@@ -138,6 +138,7 @@ def test_guard_caps_over_strong_unsharp_mask(astronaut):
     assert rep["capped"] and rep["applied"] < 0.5
     assert rep["halo_requested"] > gd.MAX_HALO and rep["halo"] <= gd.MAX_HALO
     assert rep["noise_gain"] <= gd.MAX_NOISE_GAIN and "reduced" in rep["message"]
+    assert "to avoid halos" in rep["message"]   # said in words too: GIMP shows it to the user
     assert np.allclose(out, np.clip(noisy + rep["applied"] * (harsh - noisy), 0, 1), atol=1e-3)
     assert gd.halo_overshoot(harsh, noisy) > gd.halo_overshoot(out, noisy)
     assert gd.noise_gain(harsh, noisy) > 2.0
