@@ -726,11 +726,16 @@ def _working_luma(img, linear):
     return luma, lin.max(axis=2)
 
 
-def _normalized(yb):
-    # Blur is linear: scale the region to a standard contrast so the L0 weight means the same for
-    # dark and bright photos.
+def _contrast_range(yb):
+    """(offset, scale) that bring the region to a standard contrast (1st-99th percentile to 0-1). Blur is
+    linear: so the L0 weight means the same for dark and bright photos."""
     lo, hi = np.percentile(yb, [1, 99])
-    return (yb - lo) / max(hi - lo, 1e-3)
+    return lo, max(hi - lo, 1e-3)
+
+
+def _normalized(yb):
+    lo, scale = _contrast_range(yb)
+    return (yb - lo) / scale
 
 
 def _region_luma(luma, roi):
@@ -783,12 +788,11 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     fine = None
     if _OPT["fine_denoise"] and not auto:
         fine = _fine if _fine is not None else _denoised_region(image, region, linear)
-    yb_fine = None
-    if fine is not None and fine["luma"] is not None:
-        lo, hi = np.percentile(yb, [1, 99]) if _OPT["normalize"] else (0.0, 1.0)
-        yb_fine = (fine["luma"] - lo) / max(hi - lo, 1e-3) if _OPT["normalize"] else fine["luma"]
+    yb_fine = fine["luma"] if fine is not None else None
     if _OPT["normalize"]:
-        yb = _normalized(yb)
+        lo, scale = _contrast_range(yb)
+        yb = (yb - lo) / scale
+        yb_fine = None if yb_fine is None else (yb_fine - lo) / scale
     valid = valid_full[y0:y0 + h, x0:x0 + w]
     if valid.mean() < 0.05:
         raise ValueError("the region is almost entirely clipped highlights: choose another region")
