@@ -5,7 +5,8 @@ Each case: a held-out photo crop, blurred in linear light with a real-looking sh
 (/work/shared/data/kernels/*.png, or a random Boracchi-Foi trajectory of 11-45 px), noise sigma 0.005
 added to the sRGB-encoded result. The kernel is estimated blind (:func:`deblur_core.blind.estimate_kernel`)
 and both the estimated and the true kernel go through the same non-blind deconvolution
-(``deconvolve(..., method="hyper-laplacian")``).
+(``deconvolve(..., method="hyper-laplacian")``; ``--deconv network``: the plug-and-play loop with our
+network, which the product uses by default).
 
 Error ratio = MSE(result with estimated kernel) / MSE(result with true kernel) (sRGB, borders
 cropped, after the best small integer shift: kernels are only defined up to a translation; a second
@@ -223,6 +224,9 @@ def main(argv=None) -> int:
     ap.add_argument("--latent-net", default="", metavar="ONNX",
                     help="size given: one kernel step from this blind sharp-edge network's latent instead of the "
                          "estimator (training/train_sharpedge.py; research, not shipped)")
+    ap.add_argument("--deconv", default="hyper-laplacian", choices=("hyper-laplacian", "network"),
+                    help="the non-blind deconvolution both kernels go through (network: the product's default, "
+                         "the plug-and-play loop; slower)")
     ap.add_argument("--timing", type=int, default=0, metavar="N",
                     help="then time N estimates on 1 MP regions (the issue's runtime target), size given and found")
     args = ap.parse_args(argv)
@@ -244,28 +248,38 @@ def main(argv=None) -> int:
     except ImportError:
         estimate_motion = None
 
+    if args.deconv == "network":
+        from deblur_core.pnp import pnp_deconvolve as restore
+    else:
+        def restore(image, psf):
+            return deconvolve(image, psf, method="hyper-laplacian")
     cases, source = make_cases(args.cases, args.size, args.seed, args.split, args.noise)
     print(f"# Blind shake-kernel estimation: {len(cases)} cases, {args.size} px crops ({source}), "
           f"noise {args.noise:g}, kernel size {'auto' if args.auto_size else 'given'}"
           f"{f' x {args.size_scale:g}' if args.size_scale != 1 and not args.auto_size else ''}"
           f"{', that window only' if args.single_window else ''}"
           f"{', finest level on the photo as it is' if args.classic_fine else ''}"
-          f"{f', one kernel step from the latent of {os.path.basename(args.latent_net)}' if args.latent_net else ''}\n")
-    print("| # | photo | kernel | true px | est px | similarity | ratio | ratio, sub-px | linear-motion ratio | time s | s/MP |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    ratios, sub, peer, rt_mp, sims = [], [], [], [], []
+          f"{f', one kernel step from the latent of {os.path.basename(args.latent_net)}' if args.latent_net else ''}"
+          f"; deconvolution: {args.deconv}\n")
+    print("| # | photo | kernel | true px | est px | similarity | ratio | ratio, sub-px | PSNR dB: est / true kernel "
+          "| linear-motion ratio | time s | s/MP |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    ratios, sub, peer, rt_mp, sims, psnr = [], [], [], [], [], []
     for i, (name, kname, sharp, blurred, k) in enumerate(cases):
         border = max(k.shape[0], 16)
-        ref = deconvolve(blurred, k, method="hyper-laplacian")
+        ref = restore(blurred, k)
         e_true = mse_aligned(ref, sharp, border, 2)
         e_true_sub = mse_aligned(ref, sharp, border, 2, subpixel=True)
         t = time.perf_counter()
         given = max(3, int(round(k.shape[0] * args.size_scale)) | 1)
         ke, info = estimate_kernel(blurred, None if args.auto_size else given)
         dt = time.perf_counter() - t
-        res = deconvolve(blurred, ke, method="hyper-laplacian")
-        ratio = mse_aligned(res, sharp, border, 6) / max(e_true, 1e-12)
+        res = restore(blurred, ke)
+        e_est = mse_aligned(res, sharp, border, 6)
+        ratio = e_est / max(e_true, 1e-12)
         ratios.append(ratio)
+        e_blur = mse_aligned(blurred, sharp, border, 2)
+        psnr.append([10 * np.log10(1 / max(e, 1e-12)) for e in (e_est, e_true, e_blur)])
         sub.append(mse_aligned(res, sharp, border, 6, subpixel=True) / max(e_true_sub, 1e-12))
         roi = info["roi"]
         rt_mp.append(dt / (roi[2] * roi[3] / 1e6))
@@ -273,19 +287,22 @@ def main(argv=None) -> int:
         if estimate_motion is not None:
             length, angle, _ = estimate_motion(working_luma(blurred))
             km = motion_kernel(length, angle)
-            rm = deconvolve(blurred, km, method="hyper-laplacian")
+            rm = restore(blurred, km)
             p = mse_aligned(rm, sharp, border, 6) / max(e_true, 1e-12)
             peer.append(p)
             pr = f"{p:.2f}"
         sims.append(similarity(k, ke))
         print(f"| {i} | {name[:28]} | {kname} | {k.shape[0]} | {ke.shape[0]} | {sims[-1]:.3f} | "
-              f"{ratio:.2f} | {sub[-1]:.2f} | {pr} | {dt:.2f} | {rt_mp[-1]:.1f} |", flush=True)
+              f"{ratio:.2f} | {sub[-1]:.2f} | {psnr[-1][0]:.2f} / {psnr[-1][1]:.2f} | {pr} | {dt:.2f} | {rt_mp[-1]:.1f} |", flush=True)
     r = np.array(ratios)
     label = f"latent net {os.path.basename(args.latent_net)}, one step" if args.latent_net else "deblur_core.blind"
     print(f"\nblind ({label}): ratio <= 2: {np.mean(r <= 2) * 100:.0f} %, <= 3: {np.mean(r <= 3) * 100:.0f} %, "
           f"median ratio {np.median(r):.2f}; median runtime {np.median(rt_mp):.1f} s/MP "
           f"(targets: >= 70 % at <= 2, >= 90 % at <= 3); kernel similarity median {np.median(sims):.3f}, "
           f"mean {np.mean(sims):.3f}")
+    p = np.array(psnr)
+    print(f"mean PSNR of the result ({args.deconv}): estimated kernel {p[:, 0].mean():.2f} dB, true kernel "
+          f"{p[:, 1].mean():.2f} dB, the blurry photo {p[:, 2].mean():.2f} dB")
     r = np.array(sub)
     print(f"same, aligned to 0.25 px (Levin et al.'s comp_upto_shift): ratio <= 2: {np.mean(r <= 2) * 100:.0f} %, "
           f"<= 3: {np.mean(r <= 3) * 100:.0f} %, median ratio {np.median(r):.2f}")
