@@ -300,9 +300,9 @@ def main(argv=None) -> int:
           f"median ratio {np.median(r):.2f}; median runtime {np.median(rt_mp):.1f} s/MP "
           f"(targets: >= 70 % at <= 2, >= 90 % at <= 3); kernel similarity median {np.median(sims):.3f}, "
           f"mean {np.mean(sims):.3f}")
-    p = np.array(psnr)
-    print(f"mean PSNR of the result ({args.deconv}): estimated kernel {p[:, 0].mean():.2f} dB, true kernel "
-          f"{p[:, 1].mean():.2f} dB, the blurry photo {p[:, 2].mean():.2f} dB")
+    db = np.array(psnr).mean(axis=0)
+    print(f"mean PSNR of the result ({args.deconv}): estimated kernel {db[0]:.2f} dB, true kernel "
+          f"{db[1]:.2f} dB, the blurry photo {db[2]:.2f} dB")
     r = np.array(sub)
     print(f"same, aligned to 0.25 px (Levin et al.'s comp_upto_shift): ratio <= 2: {np.mean(r <= 2) * 100:.0f} %, "
           f"<= 3: {np.mean(r <= 3) * 100:.0f} %, median ratio {np.median(r):.2f}")

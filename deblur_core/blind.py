@@ -189,7 +189,8 @@ _COARSEST = 5
 # the maximum kept where they connect to one above thr; the true kernel's own clean-up costs up to 1.85x on
 # the Lai 45 px kernel, which it recovers) 23 / 34; the denoised consistent step on the 2 or 3 finest levels
 # 22 / 34 both; skipping the level at 0.71 (half resolution straight to full) 22 / 36. Whole ~1 MP photos,
-# the region picked by the estimator, instead of 512 px centre crops (seed 0): 12 / 17 against 10 / 18.
+# the region picked by the estimator, instead of 512 px centre crops (seed 0; the random kernels differ,
+# as the noise draws do): 12 / 17 against 10 / 18.
 # Diagnostic, seed 0 (this code 10 / 18 of 24): started from the TRUE kernel at the finest level 18 / 22, one
 # level up (0.71) 14 / 21, at about 1/2, 1/4 and 1/8 resolution 13 / 18, 13 / 19, 12 / 19. So the alternations'
 # fixed points, not the coarse-to-fine search, set the ceiling: even a perfect coarse stage would stop near
