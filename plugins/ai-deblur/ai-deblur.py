@@ -6,6 +6,7 @@
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -16,7 +17,8 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gegl", "0.4")
 gi.require_version("Gtk", "3.0")
-from gi.repository import Gimp, GimpUi, Gegl, GLib, GObject, Gtk  # noqa: E402
+gi.require_version("Gdk", "3.0")
+from gi.repository import Gdk, Gimp, GimpUi, Gegl, GLib, GObject, Gtk  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import ai_deblur_client as client  # noqa: E402
@@ -52,6 +54,10 @@ MASK_CHOICES = [
     ("faces", "Faces", "Apply on detected faces"),
     ("subject", "Subject", "Apply on the main subject"),
 ]
+# The engine cannot measure blur on less than this (deblur_core.classifier.analyze): smaller layers
+# and selections are refused with a message instead of getting a meaningless "already sharp" layer.
+MIN_SIDE = 32
+
 ENGINE_MASK = {"auto": "auto", "faces": "faces", "subject": "subject",
                "full": "full", "hidden": "full", "selection": "full"}
 
@@ -109,21 +115,41 @@ def _layer_type(image, has_alpha):
     return Gimp.ImageType.RGBA_IMAGE if has_alpha else Gimp.ImageType.RGB_IMAGE
 
 
+def _check_alive(image, drawable):
+    """The image and layer still exist (the user can close the image while a dialog or the engine
+    works): asking GIMP about a closed image only logs criticals, so say it plainly instead."""
+    if image is None or not image.is_valid() or drawable is None or not drawable.is_valid():
+        raise PlugInError(_("The image or layer was closed while AI Deblur was working: nothing was changed."))
+
+
 def _check_input(image, drawables):
-    if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
-        raise PlugInError(_("Indexed images cannot be deblurred: convert the image with Image > Mode > RGB first."))
+    """The one layer to work on: a layer mask stands for its layer (after a correction GIMP leaves
+    the mask selected in some versions and workflows); channels and groups are refused."""
     if not drawables or len(drawables) != 1:
         raise PlugInError(_("Select exactly one layer to deblur."))
     drawable = drawables[0]
-    if not isinstance(drawable, Gimp.Layer) or isinstance(drawable, Gimp.LayerMask):
-        raise PlugInError(_("AI Deblur works on layers: select a layer, not a mask or channel."))
+    if isinstance(drawable, Gimp.LayerMask):
+        drawable = Gimp.Layer.from_mask(drawable)
+    if drawable is not None and drawable.is_valid() and (image is None or not image.is_valid()):
+        image = drawable.get_image()
+    _check_alive(image, drawable)
+    if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
+        raise PlugInError(_("Indexed images cannot be deblurred: convert the image with Image > Mode > RGB first."))
+    if not isinstance(drawable, Gimp.Layer):
+        raise PlugInError(_("AI Deblur works on layers: select a layer, not a channel."))
     if drawable.is_group():
         raise PlugInError(_("Layer groups cannot be deblurred: select a single layer inside the group."))
-    return drawable
+    nonempty, x, y, w, h = drawable.mask_intersect()
+    if nonempty and min(w, h) < MIN_SIDE:
+        what = _("The selected part of the layer") if not Gimp.Selection.is_empty(image) else _("The layer")
+        raise PlugInError(_("%s is only %dx%d px: AI Deblur needs at least %d px on each side to measure "
+                            "the blur.") % (what, w, h, MIN_SIDE))
+    return image, drawable
 
 
 def _read_region(image, drawable):
     """Pixels of the selection's bounds on the drawable: (x, y, w, h, format, channels, wire type, bytes)."""
+    _check_alive(image, drawable)
     nonempty, x, y, w, h = drawable.mask_intersect()
     if not nonempty or w <= 0 or h <= 0:
         raise PlugInError(_("The selection does not touch the active layer: nothing to deblur."))
@@ -167,9 +193,74 @@ def _progress(base=0.0, span=1.0):
     return cb
 
 
-def _title(report, fallback):
-    title = str(report.get("title") or fallback).strip() or fallback
-    return title[:200]
+def _num(text):
+    """'19.0' -> '19', '1.25' -> '1.2': numbers as a photographer reads them in a layer name."""
+    try:
+        val = float(text)
+    except (TypeError, ValueError):
+        return str(text)
+    return "%.0f" % val if abs(val - round(val)) < 0.05 or abs(val) >= 10 else "%.1f" % val
+
+
+def _what_was_done(report, mode):
+    """A few plain words for what the engine did, from its report's fields (blur_type, action,
+    kernel_size): 'shake 19x13 px', 'motion 12 px at 30°', 'focus 3.5 px', 'sharpen 1.5 px'."""
+    action = str(report.get("action") or "").strip()
+    btype = str(report.get("blur_type") or report.get("type") or "").strip()
+    ks = report.get("kernel_size")
+    size = ("%dx%d px" % (int(ks[0]), int(ks[1]))) if isinstance(ks, (list, tuple)) and len(ks) == 2 else ""
+    low = action.lower()
+    m = re.match(r"motion ([\d.]+) px at (-?[\d.]+) degrees", low)
+    if m:
+        return "motion %s px at %s\u00b0" % (_num(m.group(1)), _num(m.group(2)))
+    if low.startswith("camera shake"):
+        m = re.search(r"(\d+)x\1 regions \((\d+) with their own", low)
+        grid = ", %sx%s regions" % (m.group(1), m.group(1)) if m and int(m.group(2)) > 0 else ""
+        return ("shake " + size).strip() + grid
+    m = re.match(r"(soft )?focus (?:radius|sigma) ([\d.]+) px", low)
+    if m:
+        return "%sfocus %s px" % ("soft " if m.group(1) else "", _num(m.group(2)))
+    m = re.match(r"smart sharpen radius ([\d.]+) px, amount ([\d.]+)", low)
+    if m:
+        return "sharpen %s px, amount %s" % (_num(m.group(1)), _num(m.group(2)))
+    if "already sharp" in low:
+        return "looks sharp: gentle sharpening"
+    if low.startswith("custom kernel"):
+        return ("own kernel " + size).strip()
+    if low.startswith("old photo"):
+        return "old photo clarity"
+    words = {"defocus": "focus", "gaussian": "soft focus", "shake": "shake", "motion": "motion"}
+    base = words.get(btype) or action or btype or mode or "correction"
+    if size and base in ("shake", "motion", "focus", "soft focus"):
+        base += " " + size
+    return base[:60]
+
+
+def _layer_name(report, mode, strength):
+    """The new layer's name: short and human, e.g. 'AI Deblur - shake 19x13 px, 50%'."""
+    try:
+        pct = float(report.get("strength", strength))
+    except (TypeError, ValueError):
+        pct = float(strength)
+    what = _what_was_done(report, mode)
+    prefix = "Old Photo Clarity" if what == "old photo clarity" else "AI Deblur - " + what
+    return "%s, %.0f%%" % (prefix, pct)
+
+
+def _stack_names(report, title):
+    """Names for the engine's layer stack (bottom to top): its own names in the same short style
+    ('Old Photo Clarity - subjects'); the layer that carries the correction itself gets ``title``."""
+    names = []
+    engine_names = [str(n) for n in report.get("layers") or []]
+    for i, name in enumerate(engine_names):
+        if name == report.get("title"):
+            names.append(title)
+        else:
+            name = name.replace(": ", " - ", 1)[:100]
+            if i == len(engine_names) - 1:   # the top layer carries the correction: say its strength
+                name += title[title.rfind(","):] if "," in title else ""
+            names.append(name)
+    return names
 
 
 def _mode_options(mode, config):
@@ -281,7 +372,7 @@ def _run_correction(procedure, mode, image, drawable, config):
 
     Gimp.progress_set_text(_("Writing the new layer"))
     Gimp.progress_update(0.92)
-    title = _title(report, "AI Deblur: %s, %g%%" % (mode, strength))
+    title = _layer_name(report, mode, strength)
     layer = None
     created = []
     t0 = time.monotonic()
@@ -293,10 +384,11 @@ def _run_correction(procedure, mode, image, drawable, config):
         position = image.get_item_position(drawable)
         # One layer with the chosen mask, or the engine's layer stack (bottom to top, each with its
         # own mask): each insert at the source's position lands just above the previous one.
-        names = report.get("layers") or []
+        names = _stack_names(report, title)
         none = (None, None, None)
         stack = [(n, outputs.get("layer%d" % i, none)[1], outputs.get("layer%d-mask" % i, none)[1:], "auto")
                  for i, n in enumerate(names)] or [(title, img_bytes, (mask_bytes, mask_dtype), mask_choice)]
+        report["layer_names"] = [entry[0] for entry in stack]  # what the new layers are called, bottom to top
         for name, pixels, (mbytes, mdtype), choice in stack:
             if pixels is None or len(pixels) != w * h * channels * client.ITEMSIZE[dtype]:
                 raise PlugInError(_("The AI Deblur engine returned no pixels for the layer '%s'.") % name)
@@ -310,7 +402,11 @@ def _run_correction(procedure, mode, image, drawable, config):
             layer.set_offsets(ox + x, oy + y)
             _write_layer_pixels(layer, fmt, w, h, pixels)
             _add_mask(image, layer, choice, w, h, mbytes, mdtype)
+            layer.set_edit_mask(False)  # add_mask leaves the mask selected: the layer is what is edited next
             layer.set_visible(True)
+        # GIMP's own filters leave the layer active: so the next AI Deblur call (or any filter) works
+        # on the new layer, not on its mask.
+        image.set_selected_layers([layer])
     except Exception as exc:
         for done in created:
             _discard(image, done, True)
@@ -377,9 +473,38 @@ def _tell_user(layer, report):
         return
     try:    # the layer is made: failing to say so must not turn the run into an error
         name = layer.get_name() if layer is not None else _("AI Deblur")
-        Gimp.message(_("%s\n\nPlease note:\n") % name + "\n".join("- " + n for n in notes))
+        _info(name, _("Please note:\n") + "\n".join("- " + n for n in notes))
     except Exception as exc:  # noqa: BLE001
         print("ai-deblur: could not show the warnings: %s" % exc, file=sys.stderr)
+
+
+def _info(title, text):
+    """Show an informational message (interactive runs): a message box with the information icon.
+
+    Gimp.message() always reaches GIMP as a warning (the PDB's gimp-message has no severity), so
+    notes about a layer that was made well would wear the warning icon; this dialog is the plug-in's
+    own, modal to GIMP's window like GIMP's own filters' notes. Falls back to Gimp.message() where no
+    display can be opened."""
+    if os.environ.get("AI_DEBLUR_DEBUG"):
+        print("ai-deblur message (info): %s\n%s" % (title, text), file=sys.stderr)
+    try:
+        GimpUi.init(PLUG_IN_BINARY)
+        box = Gtk.MessageDialog(message_type=Gtk.MessageType.INFO, buttons=Gtk.ButtonsType.CLOSE,
+                                text=title)
+        box.format_secondary_text(text)
+        box.set_title(_("AI Deblur"))
+        try:
+            GimpUi.window_set_transient(box)
+        except Exception:  # noqa: BLE001 - a free-standing window is fine too
+            pass
+        auto_ok = os.environ.get("AI_DEBLUR_DIALOG_AUTO_OK_MS")  # automated tests of the dialogs only
+        if auto_ok:
+            GLib.timeout_add(int(auto_ok), lambda: box.response(Gtk.ResponseType.CLOSE) and False)
+        box.run()
+        box.destroy()
+    except Exception as exc:  # noqa: BLE001 - no display: GIMP's message (with its warning icon)
+        print("ai-deblur: message box unavailable (%s)" % exc, file=sys.stderr)
+        Gimp.message("%s\n\n%s" % (title, text))
 
 
 def _kernel_layer(image, drawable, report, view):
@@ -391,7 +516,13 @@ def _kernel_layer(image, drawable, report, view):
     if len(shape) != 2 or kind != "f32" or len(data) != shape[0] * shape[1] * 4:
         raise PlugInError(_("The analysis returned a malformed kernel."))
     h, w = shape
-    name = "AI Deblur: kernel (%s)" % (report.get("blur_type") or report.get("type") or "estimated")
+    kernel = report.get("kernel")
+    size = ""
+    if isinstance(kernel, list) and kernel and isinstance(kernel[0], list):
+        size = " %dx%d px" % (len(kernel[0]), len(kernel))
+    words = {"defocus": "focus", "gaussian": "soft focus"}
+    btype = report.get("blur_type") or report.get("type") or "estimated"
+    name = "AI Deblur - kernel (%s%s)" % (words.get(btype, btype), size)
     layer = Gimp.Layer.new(image, name, w, h, _layer_type(image, False), 100.0, Gimp.LayerMode.NORMAL)
     inserted = False
     try:
@@ -416,11 +547,17 @@ def _run_analyze(procedure, run_mode, image, drawable, config):
         _progress(0.05, 0.9))
     report["plugin_timing"] = timing
     layer = None
-    if config.get_property("show-kernel"):
+    view = outputs.get("kernel")
+    # Only a kernel layer changes the image: without one, no undo step is made (an empty undo group
+    # would still be a step in Edit > Undo and mark the image as changed).
+    if config.get_property("show-kernel") and view is not None and view[1] is not None:
+        _check_alive(image, drawable)
         image.undo_group_start()
         Gimp.context_push()
         try:
-            layer = _kernel_layer(image, drawable, report, outputs.get("kernel"))
+            layer = _kernel_layer(image, drawable, report, view)
+            if layer is not None:
+                image.set_selected_layers([layer])
         finally:
             Gimp.context_pop()
             image.undo_group_end()
@@ -430,7 +567,7 @@ def _run_analyze(procedure, run_mode, image, drawable, config):
         extra = ""
         if config.get_property("show-kernel") and layer is None:
             extra = _("\n\nNo blur kernel was estimated, so no kernel layer was added.")
-        Gimp.message(_("AI Deblur analysis\n\n") + _summary(report) + extra)
+        _info(_("AI Deblur analysis"), _summary(report) + extra)
     return layer, report
 
 
@@ -585,6 +722,101 @@ class PreviewController:
         self._kill()
 
 
+# Arguments where 0 means "estimated from the photo": the dialog shows an Auto tick box beside their
+# slider; unticking it sets the value given here (a typical hand-set value) for the user to adjust.
+AUTO_ARGS = {
+    "motion": {"length": 10.0, "angle": 180.0},
+    "focus": {"radius": 3.0},
+    "shake": {"kernel-size": 25, "regions": 2},
+    "sharpen": {"radius": 1.5, "amount": 1.0, "threshold": 0.02},
+}
+
+
+def _auto_row(dialog, config, name, manual):
+    """[slider] [x] Auto, kept in step with the argument: Auto ticked <=> the value is 0 (the
+    procedure's contract: 0 = auto), and the slider's number then reads "auto", not 0.00."""
+    try:
+        entry = dialog.get_scale_entry(name, 1.0)
+    except Exception:  # noqa: BLE001
+        return None
+    check = Gtk.CheckButton(label=_("Auto"))
+    check.set_tooltip_text(_("Estimate this from the photo (the argument's value 0)"))
+    row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
+    row.set_name("ai-deblur-auto-%s" % name)
+    row.pack_start(entry, True, True, 0)
+    row.pack_start(check, False, False, 0)
+    remembered = {"value": manual}
+
+    try:
+        spin = entry.get_spin_button()
+
+        def on_output(spin_button):
+            if spin_button.get_adjustment().get_value() == 0:
+                spin_button.set_text(_("auto"))
+                return True
+            return False
+
+        spin.set_numeric(False)  # a numeric spin button would drop the letters of "auto"
+        spin.connect("output", on_output)
+        GLib.idle_add(lambda: spin.emit("output") and False)  # show "auto" from the start
+    except Exception:  # noqa: BLE001 - the number then shows 0
+        pass
+
+    def sync(*_args):
+        auto = config.get_property(name) == 0
+        if check.get_active() != auto:
+            check.set_active(auto)
+        entry.set_sensitive(not auto)
+
+    def on_toggled(button):
+        value = config.get_property(name)
+        if button.get_active():
+            if value != 0:
+                remembered["value"] = value
+                config.set_property(name, 0)
+        elif value == 0:
+            config.set_property(name, remembered["value"])
+        entry.set_sensitive(not button.get_active())
+
+    handler = config.connect("notify::" + name, sync)
+    check.connect("toggled", on_toggled)
+    row.connect("destroy", lambda *_a: config.disconnect(handler))
+    sync()
+    return row
+
+
+def _describe_dialog(dialog, preview=None):
+    """What a user would see in the dialog (automated tests): mnemonic letters of the shown labels and
+    buttons, the tick boxes, the numbers the sliders show, and the sizes of the dialog and preview."""
+    info = {"mnemonics": [], "checks": [], "spins": [], "labels": []}
+
+    def walk(widget):
+        if not widget.get_mapped():
+            return
+        if isinstance(widget, Gtk.Label):
+            text = widget.get_label() or ""
+            info["labels"].append(widget.get_text())
+            if widget.get_use_underline() and "_" in text:
+                key = Gdk.keyval_name(Gdk.keyval_to_lower(widget.get_mnemonic_keyval()))
+                if key and key != "VoidSymbol":
+                    info["mnemonics"].append([key, text])
+        if isinstance(widget, Gtk.CheckButton):
+            info["checks"].append({"label": widget.get_label(), "active": widget.get_active(),
+                                   "row": (widget.get_parent().get_name() or "")})
+        if isinstance(widget, Gtk.SpinButton):
+            info["spins"].append({"text": widget.get_text(), "sensitive": widget.is_sensitive()})
+        if isinstance(widget, Gtk.Container):
+            widget.forall(walk)
+
+    walk(dialog)
+    alloc = dialog.get_allocation()
+    info["dialog_size"] = [alloc.width, alloc.height]
+    if preview is not None:
+        area = preview.preview.get_area().get_allocation()
+        info["preview_size"] = [area.width, area.height]
+    return info
+
+
 def _dialog(procedure, config, drawable, mode):
     GimpUi.init(PLUG_IN_BINARY)
     started = client.spawn_standby()  # the engine warms up while the user chooses
@@ -594,13 +826,27 @@ def _dialog(procedure, config, drawable, mode):
     preview = None
     try:
         # sliders (GimpScaleEntry) for the numeric arguments; fill() reuses these widgets
+        auto_args = AUTO_ARGS.get(mode, {})
+        listed = []
         for prop in procedure.get_arguments():
-            if prop.value_type in (GObject.TYPE_DOUBLE, GObject.TYPE_INT) and prop.name not in ("run-mode",):
+            if prop.name in ("run-mode", "image", "drawables"):
+                continue
+            if prop.value_type in (GObject.TYPE_DOUBLE, GObject.TYPE_INT):
                 try:
                     dialog.get_scale_entry(prop.name, 1.0)
                 except Exception:  # noqa: BLE001 - the default widget is fine too
                     pass
-        dialog.fill(None)
+            if prop.name not in auto_args:
+                listed.append(prop.name)
+        dialog.fill(listed)
+        # "0 = auto" arguments: the slider with an explicit Auto tick box beside it (below the others,
+        # in the arguments' order)
+        box = dialog.get_content_area()
+        for name, manual in auto_args.items():
+            row = _auto_row(dialog, config, name, manual)
+            if row is not None:
+                box.pack_start(row, False, False, 0)
+                row.show_all()
         if mode is not None and os.environ.get("AI_DEBLUR_NO_PREVIEW") != "1":
             try:
                 preview = PreviewController(config, drawable, mode)
@@ -627,6 +873,13 @@ def _dialog(procedure, config, drawable, mode):
                 waited = time.monotonic() - start
                 if waited * 1000 < int(auto_ok) or (preview is not None and not preview.settled and waited < 120):
                     return True  # keep waiting for the preview's first result
+                dump = os.environ.get("AI_DEBLUR_DIALOG_DUMP")  # automated tests only
+                if dump:
+                    try:
+                        with open(dump + "." + procedure.get_name() + ".json", "w") as fh:
+                            json.dump(_describe_dialog(dialog, preview), fh)
+                    except Exception as exc:  # noqa: BLE001
+                        print("ai-deblur: dialog dump failed: %s" % exc, file=sys.stderr)
                 dialog.response(-5)  # GTK_RESPONSE_OK
                 return False
 
@@ -655,11 +908,12 @@ def run_procedure(procedure, run_mode, image, drawables, config, data):
     name = procedure.get_name()
     mode = PROCEDURES[name][0]
     try:
-        drawable = _check_input(image, drawables)
+        image, drawable = _check_input(image, drawables)
         _float_format(drawable)
         if run_mode == Gimp.RunMode.INTERACTIVE:
             if not _dialog(procedure, config, drawable, mode):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+            _check_alive(image, drawable)  # the image may have been closed while the dialog was open
         if mode is None:
             layer, report = _run_analyze(procedure, run_mode, image, drawable, config)
         else:
@@ -724,7 +978,7 @@ class AIDeblur(Gimp.PlugIn):
             procedure.add_choice_argument("mask", "_Mask", "Layer mask of the new layer",
                                           choice, "auto", rw)
             if mode == "motion":
-                procedure.add_double_argument("length", "_Length (px)", "Blur length in pixels, 0 = auto",
+                procedure.add_double_argument("length", "L_ength (px)", "Blur length in pixels, 0 = auto",
                                               0.0, 500.0, 0.0, rw)
                 procedure.add_double_argument("angle", "An_gle (degrees)",
                                               "Blur direction in degrees (180 = horizontal), 0 = auto",
@@ -736,9 +990,10 @@ class AIDeblur(Gimp.PlugIn):
                 procedure.add_int_argument("kernel-size", "_Kernel size (px)",
                                            "Largest shake extent in pixels, 0 = auto (a guess will do: a window "
                                            "a quarter larger competes with it)", 0, 301, 0, rw)
-                procedure.add_int_argument("regions", "Blur _traces per side",
-                                           "Shake that differs across the frame: one kernel per cell of an "
-                                           "N x N grid (1 = one kernel; 0 = auto: 2 on photos at least 1024 px "
+                procedure.add_int_argument("regions", "Re_gions per side (shake varies across the photo)",
+                                           "For shake that differs across the photo (the camera turned): the "
+                                           "photo is split into N x N regions, each with its own blur estimate "
+                                           "(1 = the same blur everywhere; 0 = auto: 2 on photos at least 1024 px "
                                            "on the shorter side; ignored with a selection)", 0, 4, 0, rw)
             elif mode == "sharpen":
                 procedure.add_double_argument("radius", "Ra_dius (px)", "Sharpening radius, 0 = auto",

@@ -166,9 +166,9 @@ def run_case(case):
     if "new" in rec and rec["new"]["name"] in by_name:
         rec["reopened_new"] = layer_info(by_name[rec["new"]["name"]])
     # The engine's layer stack (old photo, subject mask): every layer's mask, from the reopened XCF.
-    rec["stack_masks"] = {n: mask_stats(by_name[n]) for n in rec.get("report", {}).get("layers", []) if n in by_name}
+    rec["stack_masks"] = {n: mask_stats(by_name[n]) for n in rec.get("report", {}).get("layer_names", []) if n in by_name}
     rec["stack_mask_sum"] = None
-    stack = [by_name[n] for n in rec.get("report", {}).get("layers", []) if n in by_name]
+    stack = [by_name[n] for n in rec.get("report", {}).get("layer_names", []) if n in by_name]
     if len(stack) == 2 and all(l.get_mask() is not None for l in stack):
         a, b = (floats(read(l.get_mask(), "Y float")) for l in stack)
         sums = [x + y for x, y in zip(a, b)]

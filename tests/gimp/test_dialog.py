@@ -3,6 +3,7 @@
 Needs Xvfb, which scripts/install-gimp.sh installs with GIMP; without it the test fails (never skips). The dialog is answered "OK" by AI_DEBLUR_DIALOG_AUTO_OK_MS, a hook for tests: after
 that many milliseconds and once the preview has shown its first result (at most 2 minutes).
 """
+import json
 import shutil
 import tempfile
 
@@ -111,7 +112,8 @@ def test_interactive_correction_shows_the_warnings(gimp_profile, display, tmp_pa
     res = gimp_batch.run_python("import json\n" + gimp_batch.HELPERS + FOCUS_ONLY, profile=str(gimp_profile),
                                 timeout=300, check=False,
                                 extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "1500",
-                                           "AI_DEBLUR_NO_PREVIEW": "1", "AI_DEBLUR_MODELS": str(empty)})
+                                           "AI_DEBLUR_NO_PREVIEW": "1", "AI_DEBLUR_MODELS": str(empty),
+                                           "AI_DEBLUR_DEBUG": "1"})
     log = res.get("_log", "")
     assert "error" not in res, res.get("traceback", "") + log[-3000:]
     assert res["status"] == "success", log[-3000:]
@@ -119,3 +121,59 @@ def test_interactive_correction_shows_the_warnings(gimp_profile, display, tmp_pa
     warnings = res["report"]["warnings"]
     assert any("neural network unavailable" in w for w in warnings), warnings
     assert "Please note:" in log and "neural network unavailable" in log, log[-3000:]
+    # shown as information (the plug-in's message box with the info icon), not GIMP's warning message
+    assert "ai-deblur message (info): " + res["layers"][0] in log, log[-3000:]
+    assert "message box unavailable" not in log, log[-3000:]
+
+
+DIALOGS = r'''
+import array
+w, h = 200, 150
+img = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
+lay = Gimp.Layer.new(img, "source", w, h, Gimp.ImageType.RGB_IMAGE, 100, Gimp.LayerMode.NORMAL)
+img.insert_layer(lay, None, 0)
+px = array.array("f", [((i * 7) % 13) / 13.0 for i in range(w * h * 3)])
+b = lay.get_buffer(); b.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B' float", px.tobytes()); b.flush()
+for name in PROCS:
+    status, values = call_procedure(name, img, img.get_selected_drawables(), run_mode=Gimp.RunMode.INTERACTIVE)
+    RESULT[name] = status
+RESULT["layers"] = [l.get_name() for l in img.get_layers()]
+img.delete()
+'''
+
+AUTO_ROWS = {"motion": ["length", "angle"], "smart-sharpen": ["radius", "amount", "threshold"],
+             "shake": ["kernel-size", "regions"]}
+
+
+def test_dialog_words_auto_boxes_and_mnemonics(gimp_profile, display, tmp_path):
+    """What the dialogs say: an Auto tick box beside every value where 0 means auto, the value then
+    reading "auto" (Smart Sharpen no longer opens on Amount 0.00), plain words for the shake regions,
+    and no mnemonic letter used twice. Each dialog is answered OK: the correction runs with the
+    automatic values and the next dialog opens on the new layer."""
+    procs = ["plug-in-ai-deblur-" + p for p in AUTO_ROWS]
+    dump = str(tmp_path / "dialog")
+    res = gimp_batch.run_python("import json\n" + gimp_batch.HELPERS + "PROCS = %r\n" % procs + DIALOGS,
+                                profile=str(gimp_profile), timeout=300, check=False,
+                                extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "800",
+                                           "AI_DEBLUR_NO_PREVIEW": "1", "AI_DEBLUR_DIALOG_DUMP": dump})
+    log = res.get("_log", "")
+    assert "error" not in res, res.get("traceback", "") + log[-3000:]
+    assert "duplicate mnemonic" not in log, log[-3000:]  # GIMP's own check of the procedure dialog
+    for proc, rows in AUTO_ROWS.items():
+        name = "plug-in-ai-deblur-" + proc
+        assert res[name] == "success", (name, log[-3000:])
+        with open(dump + "." + name + ".json") as fh:
+            info = json.load(fh)
+        keys = [k for k, _text in info["mnemonics"]]
+        assert len(keys) == len(set(keys)), f"{proc}: a mnemonic letter is used twice: {info['mnemonics']}"
+        autos = {c["row"]: c for c in info["checks"] if c["label"] == "Auto"}
+        assert sorted(autos) == sorted("ai-deblur-auto-" + r for r in rows), info["checks"]
+        assert all(c["active"] for c in autos.values()), autos
+        auto_spins = [sp for sp in info["spins"] if sp["text"] == "auto"]
+        assert len(auto_spins) == len(rows) and not any(sp["sensitive"] for sp in auto_spins), info["spins"]
+        assert not any(sp["text"] in ("0", "0.0", "0.00", "0.000") for sp in info["spins"]), info["spins"]
+        labels = " ".join(info["labels"])
+        assert "Blur traces" not in labels
+        if proc == "shake":
+            assert "Regions per side (shake varies across the photo)" in labels, labels
+    assert len(res["layers"]) == 1 + len(AUTO_ROWS), res["layers"]

@@ -118,11 +118,12 @@ def test_correction_adds_layer_above_source(results, case):
     rec = _case(results, case["id"])
     assert rec["status"] == "success", rec.get("message")
     new = rec["new"]
-    title = rec["report"].get("title")
-    # One new layer named after what was done, or the engine's stack of layers (bottom to top).
-    stack = rec["report"].get("layers") or [title]
-    assert title and new["name"] == stack[-1][:200]
-    assert all(name.startswith(("AI Deblur", "Old Photo Clarity")) for name in stack)
+    # One new layer named after what was done, or the engine's stack of layers (bottom to top), with
+    # short names the plug-in composes ("AI Deblur - focus 3 px, 50%").
+    stack = rec["report"]["layer_names"]
+    assert len(stack) == len(rec["report"].get("layers") or [None])
+    assert new["name"] == stack[-1]
+    assert all(name.startswith(("AI Deblur - ", "Old Photo Clarity")) and len(name) <= 60 for name in stack), stack
     before, after = rec["layers_before"], rec["layers_after"]
     assert len(after) == len(before) + len(stack)
     i_new, i_src = after.index(new["name"]), after.index("source")
@@ -142,7 +143,7 @@ def test_correction_adds_layer_above_source(results, case):
 
 
 def test_shake_blur_traces_per_region(results):
-    """"Blur traces per side" = 2: four kernels, one per quarter of the layer, in the report."""
+    """"Regions per side" = 2: four kernels, one per quarter of the layer, in the report."""
     rec = _case(results, "rgb8-shake-regions")
     assert rec["status"] == "success", rec.get("message")
     regions = rec["report"]["shake"]["regions"]
@@ -198,16 +199,17 @@ def test_xcf_round_trip(results, case):
 
 
 @pytest.mark.parametrize("cid,names", [
-    ("rgba16-oldphoto-auto-offset-selection", ["Old Photo Clarity: background", "Old Photo Clarity: subjects"]),
-    ("rgb8-sharpen-subject", ["AI Deblur: background smoothing", None]),
+    ("rgba16-oldphoto-auto-offset-selection", ["Old Photo Clarity - background", "Old Photo Clarity - subjects, 70%"]),
+    ("rgb8-sharpen-subject", ["AI Deblur - background smoothing", None]),
 ])
 def test_retoucher_layer_stacks(results, cid, names):
     """Old Photo Clarity writes a background layer and a clarity layer; the subject mask adds a
     background-smoothing layer under the correction; their masks are complementary."""
     rec = _case(results, cid)
     assert rec["status"] == "success", rec.get("message")
-    stack = rec["report"]["layers"]
-    assert len(stack) == 2 and stack[0] == names[0] and (names[1] is None or stack[1] == names[1])
+    assert len(rec["report"]["layers"]) == 2
+    stack = rec["report"]["layer_names"]
+    assert len(stack) == 2 and stack[0] == names[0] and (names[1] is None or stack[1] == names[1]), stack
     assert all(rec["stack_masks"][n] is not None for n in stack)
     lo, hi = rec["stack_mask_sum"]
     if "selection" not in cid:   # outside a selection both masks are cut to 0
@@ -223,7 +225,7 @@ def test_analyze_reports_and_kernel_layer(results):
     kernel = report.get("kernel")
     assert isinstance(kernel, list) and kernel and isinstance(kernel[0], list)
     assert "new" in rec, "show-kernel added no layer"
-    assert rec["new"]["name"].startswith("AI Deblur: kernel")
+    assert rec["new"]["name"].startswith("AI Deblur - kernel (")
     after = rec["layers_after"]
     assert after.index(rec["new"]["name"]) == after.index("source") - 1
     assert rec["new"]["max"] > 0.99  # scaled to its peak
