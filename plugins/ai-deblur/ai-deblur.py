@@ -842,11 +842,13 @@ def _dialog(procedure, config, drawable, mode):
         # "0 = auto" arguments: the slider with an explicit Auto tick box beside it (below the others,
         # in the arguments' order)
         box = dialog.get_content_area()
+        auto_checks = {}
         for name, manual in auto_args.items():
             row = _auto_row(dialog, config, name, manual)
             if row is not None:
                 box.pack_start(row, False, False, 0)
                 row.show_all()
+                auto_checks[name] = row.get_children()[-1]
         if mode is not None and os.environ.get("AI_DEBLUR_NO_PREVIEW") != "1":
             try:
                 preview = PreviewController(config, drawable, mode)
@@ -873,6 +875,9 @@ def _dialog(procedure, config, drawable, mode):
                 waited = time.monotonic() - start
                 if waited * 1000 < int(auto_ok) or (preview is not None and not preview.settled and waited < 120):
                     return True  # keep waiting for the preview's first result
+                for name in filter(None, (os.environ.get("AI_DEBLUR_DIALOG_UNTICK") or "").split(",")):
+                    if name in auto_checks:     # automated tests only: the user unticks Auto
+                        auto_checks[name].set_active(False)
                 dump = os.environ.get("AI_DEBLUR_DIALOG_DUMP")  # automated tests only
                 if dump:
                     try:

@@ -177,3 +177,24 @@ def test_dialog_words_auto_boxes_and_mnemonics(gimp_profile, display, tmp_path):
         if proc == "shake":
             assert "Regions per side (shake varies across the photo)" in labels, labels
     assert len(res["layers"]) == 1 + len(AUTO_ROWS), res["layers"]
+
+
+def test_unticking_auto_sets_a_value_the_correction_uses(gimp_profile, display, tmp_path):
+    """Unticking Auto gives the slider a typical hand-set value (Motion: 10 px, 180 degrees), the
+    slider becomes editable, and the correction uses that value (its layer says so)."""
+    name = "plug-in-ai-deblur-motion"
+    dump = str(tmp_path / "dialog")
+    res = gimp_batch.run_python("import json\n" + gimp_batch.HELPERS + "PROCS = %r\n" % [name] + DIALOGS,
+                                profile=str(gimp_profile), timeout=300, check=False,
+                                extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "800",
+                                           "AI_DEBLUR_NO_PREVIEW": "1", "AI_DEBLUR_DIALOG_DUMP": dump,
+                                           "AI_DEBLUR_DIALOG_UNTICK": "length,angle"})
+    log = res.get("_log", "")
+    assert "error" not in res, res.get("traceback", "") + log[-3000:]
+    assert res[name] == "success", log[-3000:]
+    with open(dump + "." + name + ".json") as fh:
+        info = json.load(fh)
+    assert not any(c["active"] for c in info["checks"] if c["label"] == "Auto"), info["checks"]
+    texts = [sp["text"] for sp in info["spins"]]
+    assert "auto" not in texts and all(sp["sensitive"] for sp in info["spins"]), info["spins"]
+    assert res["layers"][0] == "AI Deblur - motion 10 px at 0\u00b0, 50%", res["layers"]
