@@ -572,6 +572,9 @@ def _run_analyze(procedure, run_mode, image, drawable, config):
 
 
 # ---------------------------------------------------------------------------------------------------
+PREVIEW_W, PREVIEW_H = 640, 480  # the preview's initial size (smaller layers: their size)
+
+
 class PreviewController:
     """Live preview in the dialog: the visible region (plus a margin for the kernel) goes to a worker
     in a background thread; the result, blended with the layer mask it would get, is drawn in the
@@ -604,6 +607,8 @@ class PreviewController:
         except ValueError:
             zoom = 1
         self.zoom = zoom if zoom in self.ZOOMS else 1
+        self.busy = False        # a preview is being computed (shown by the spinner)
+        self.last = None         # (gen, original u8 bytes, result u8 bytes or None, w, h) last drawn
         self.zoom_box = self._zoom_widget()
 
     def _zoom_widget(self):
@@ -617,7 +622,47 @@ class PreviewController:
         combo.connect("changed", self._on_zoom_changed)
         box.pack_start(label, False, False, 0)
         box.pack_start(combo, False, False, 0)
+        # before / after at the same zoom and framing: the original is kept beside the result
+        self.before = Gtk.ToggleButton(label=_("Show original"))
+        self.before.set_tooltip_text(_("Hold the original in view at the same zoom and place, to compare "
+                                       "with the correction"))
+        self.before.connect("toggled", self._on_before_toggled)
+        box.pack_start(self.before, False, False, 0)
+        # busy state: the engine takes seconds on some modes (camera shake)
+        self.spinner = Gtk.Spinner()
+        self.status = Gtk.Label(label="")
+        box.pack_end(self.status, False, False, 0)
+        box.pack_end(self.spinner, False, False, 0)
         return box
+
+    def _set_busy(self, busy, text=None):
+        self.busy = busy
+        if os.environ.get("AI_DEBLUR_DEBUG"):
+            print("ai-deblur preview: %s" % ("busy" if busy else "idle"), file=sys.stderr)
+        if busy:
+            self.spinner.start()
+            self.spinner.show()
+        else:
+            self.spinner.stop()
+            self.spinner.hide()
+        self.status.set_text(text if text is not None else (_("Computing the preview...") if busy else ""))
+
+    def _on_before_toggled(self, button):
+        self._redraw()
+
+    def _redraw(self):
+        """Draw the original or the last result (whichever the toggle asks) at the same framing."""
+        if self.last is None:
+            return
+        _gen, src8, out8, w, _h = self.last
+        data = src8 if (self.before.get_active() or out8 is None) else out8
+        if os.environ.get("AI_DEBLUR_DEBUG"):
+            print("ai-deblur preview: showing the %s (%dx%d)" % ("original" if data is src8 else "result", w, _h),
+                  file=sys.stderr)
+        try:
+            self.preview.draw_buffer(data, w * self.bpp)
+        except Exception as exc:  # noqa: BLE001 - a preview must never break the dialog
+            print("ai-deblur preview:", exc, file=sys.stderr)
 
     def _on_zoom_changed(self, combo):
         try:
@@ -654,8 +699,10 @@ class PreviewController:
         rw, rh = rx1 - rx0, ry1 - ry0
         buf = self.drawable.get_buffer()
         # show the source at once, the result when it is ready
-        src8 = buf.get(Gegl.Rectangle.new(vx * z, vy * z, w, h), float(z), self.u8, Gegl.AbyssPolicy.CLAMP)
-        self.preview.draw_buffer(bytes(src8), w * self.bpp)
+        src8 = bytes(buf.get(Gegl.Rectangle.new(vx * z, vy * z, w, h), float(z), self.u8, Gegl.AbyssPolicy.CLAMP))
+        self.last = (gen, src8, None, w, h)
+        self.preview.draw_buffer(src8, w * self.bpp)
+        self._set_busy(True)
         data = bytes(buf.get(Gegl.Rectangle.new(rx0, ry0, rw, rh), 1.0, self.fmt, Gegl.AbyssPolicy.CLAMP))
         choice = self.config.get_property("mask") or "auto"
         options = {"mode": self.mode, "strength": float(self.config.get_property("strength")),
@@ -673,13 +720,17 @@ class PreviewController:
             return False
         self.settled = True
         if data is None:
+            self._set_busy(False, _("No preview (see the error console)"))
             return False
         cx, cy, w, h, rw, rh, z = geometry
         try:
             tmp = Gegl.Buffer.new(self.fmt, 0, 0, rw, rh)
             tmp.set(Gegl.Rectangle.new(0, 0, rw, rh), self.fmt, data)
-            out8 = tmp.get(Gegl.Rectangle.new(cx * z, cy * z, w, h), float(z), self.u8, Gegl.AbyssPolicy.CLAMP)
-            self.preview.draw_buffer(bytes(out8), w * self.bpp)
+            out8 = bytes(tmp.get(Gegl.Rectangle.new(cx * z, cy * z, w, h), float(z), self.u8, Gegl.AbyssPolicy.CLAMP))
+            if self.last is not None and self.last[0] == gen:
+                self.last = (gen, self.last[1], out8, w, h)
+            self._set_busy(False, _("Showing the original") if self.before.get_active() else "")
+            self._redraw()
             if os.environ.get("AI_DEBLUR_DEBUG"):
                 print("ai-deblur preview: drew %dx%d result at %d,%d zoom %d%%" % (w, h, cx, cy, 100 * z),
                       file=sys.stderr)
@@ -814,6 +865,8 @@ def _describe_dialog(dialog, preview=None):
     if preview is not None:
         area = preview.preview.get_area().get_allocation()
         info["preview_size"] = [area.width, area.height]
+        info["preview_busy"] = preview.busy
+        info["preview_status"] = preview.status.get_text()
     return info
 
 
@@ -853,8 +906,15 @@ def _dialog(procedure, config, drawable, mode):
             try:
                 preview = PreviewController(config, drawable, mode)
                 try:
-                    preview.preview.get_area().set_size_request(min(360, drawable.get_width()),
-                                                                min(280, drawable.get_height()))
+                    # large enough to judge detail (the dialog's controls take a strip below it);
+                    # the preview is packed to expand, so enlarging the dialog enlarges it
+                    # (GimpDrawablePreview sets its area to its 200 px style size whenever the style
+                    # is updated, which happens as it is shown: ours is set after that)
+                    size = (min(PREVIEW_W, drawable.get_width()), min(PREVIEW_H, drawable.get_height()))
+                    area = preview.preview.get_area()
+                    area.set_size_request(*size)
+                    preview.preview.connect_after("style-updated",
+                                                  lambda *_a: area.set_size_request(*size))
                 except Exception:  # noqa: BLE001
                     pass
                 box = dialog.get_content_area()
@@ -864,6 +924,7 @@ def _dialog(procedure, config, drawable, mode):
                 box.reorder_child(preview.zoom_box, 1)
                 preview.preview.show()
                 preview.zoom_box.show_all()
+                preview.spinner.hide()
             except Exception as exc:  # noqa: BLE001 - the dialog works without a preview
                 print("ai-deblur: no preview:", exc, file=sys.stderr)
                 preview = None
@@ -875,6 +936,9 @@ def _dialog(procedure, config, drawable, mode):
                 waited = time.monotonic() - start
                 if waited * 1000 < int(auto_ok) or (preview is not None and not preview.settled and waited < 120):
                     return True  # keep waiting for the preview's first result
+                if preview is not None and os.environ.get("AI_DEBLUR_PREVIEW_COMPARE") == "1":
+                    preview.before.set_active(True)    # automated tests only: before / after
+                    preview.before.set_active(False)
                 for name in filter(None, (os.environ.get("AI_DEBLUR_DIALOG_UNTICK") or "").split(",")):
                     if name in auto_checks:     # automated tests only: the user unticks Auto
                         auto_checks[name].set_active(False)

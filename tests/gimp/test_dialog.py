@@ -198,3 +198,46 @@ def test_unticking_auto_sets_a_value_the_correction_uses(gimp_profile, display, 
     texts = [sp["text"] for sp in info["spins"]]
     assert "auto" not in texts and all(sp["sensitive"] for sp in info["spins"]), info["spins"]
     assert res["layers"][0] == "AI Deblur - motion 10 px at 0\u00b0, 50%", res["layers"]
+
+
+PREVIEW = r'''
+import array
+w, h = 900, 700
+img = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
+lay = Gimp.Layer.new(img, "source", w, h, Gimp.ImageType.RGB_IMAGE, 100, Gimp.LayerMode.NORMAL)
+img.insert_layer(lay, None, 0)
+px = array.array("f", [((i * 7) % 13) / 13.0 for i in range(w * h * 3)])
+b = lay.get_buffer(); b.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B' float", px.tobytes()); b.flush()
+status, values = call_procedure("plug-in-ai-deblur-focus", img, [lay], run_mode=Gimp.RunMode.INTERACTIVE,
+                                radius=2.0)
+RESULT["status"] = status
+img.delete()
+'''
+
+
+def test_preview_is_large_shows_busy_and_compares(gimp_profile, display, tmp_path):
+    """The preview is large (640x480 on a big photo, most of the dialog), says it is computing while
+    the engine works, and "Show original" puts the original at the same zoom and place, then the
+    result back, without computing again."""
+    dump = str(tmp_path / "dialog")
+    res = gimp_batch.run_python(gimp_batch.HELPERS + PREVIEW, profile=str(gimp_profile), timeout=300, check=False,
+                                extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "1000",
+                                           "AI_DEBLUR_DEBUG": "1", "AI_DEBLUR_DIALOG_DUMP": dump,
+                                           "AI_DEBLUR_PREVIEW_COMPARE": "1"})
+    log = res.get("_log", "")
+    assert "error" not in res, res.get("traceback", "") + log[-3000:]
+    assert res["status"] == "success", log[-3000:]
+    with open(dump + ".plug-in-ai-deblur-focus.json") as fh:
+        info = json.load(fh)
+    pw, ph = info["preview_size"]
+    dw, dh = info["dialog_size"]
+    assert pw >= 600 and ph >= 440, info
+    assert pw * ph >= 0.5 * dw * dh, info
+    assert not info["preview_busy"], info
+    lines = [ln for ln in log.splitlines() if ln.startswith("ai-deblur preview:")]
+    assert "ai-deblur preview: busy" in lines and "ai-deblur preview: idle" in lines, lines
+    assert lines.index("ai-deblur preview: busy") < lines.index("ai-deblur preview: idle"), lines
+    shown = [ln for ln in lines if "showing the" in ln]
+    # result drawn, then the original at the same size, then the result again
+    assert [ln.split("showing the ")[1].split()[0] for ln in shown[-3:]] == ["result", "original", "result"], lines
+    assert len({ln.split("(")[1] for ln in shown[-3:]}) == 1, shown
