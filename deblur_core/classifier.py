@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from . import estimate as est
+from . import sharpness as sharp
 from .color import validate_image
 from .deconvolution import estimate_noise
 from .kernels import defocus_kernel, gaussian_kernel, motion_kernel
@@ -27,6 +28,10 @@ BLUR_TYPES = ("sharp", "motion", "defocus", "gaussian", "shake")
 MAX_FRACTION = 0.12         # blur extent beyond this fraction of the short side: beyond repair
 MAX_NOISE = 0.05            # noise sigma (encoded [0, 1]) beyond which detail is swamped
 LOW_RES = 400               # short side in px below which sharpening cannot add real detail
+MOTION_MIN_SCORE = 3.0      # cepstral motion score below which a straight line does not explain the blur
+DEFOCUS_MIN_SCORE = 2.0     # cepstral ring score below which the defocus radius is a guess
+
+
 
 
 def kernel_for(report: dict) -> np.ndarray:
@@ -124,7 +129,7 @@ def features(image: np.ndarray, *, max_side: int = 2048, with_planes: bool = Fal
     raw = {"edge_blur": edge / scale, "motion_length": m_len / scale, "motion_angle": m_ang,
            "motion_score": m_score, "defocus_radius": d_rad / scale, "defocus_score": d_score, "noise": noise}
     vec = np.nan_to_num(np.array(vec, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    out = {"vector": vec, "raw": raw}
+    out = {"vector": vec, "raw": raw, "scale": scale}
     if with_planes:
         out["planes"] = spectral_planes(cep, logp)
     return out
@@ -246,24 +251,59 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
     f = features(image, max_side=max_side, with_planes=True)
     raw = f["raw"]
     proba, model_note = classify(f["vector"], f["planes"])
+    warnings: list[str] = [model_note] if model_note else []
     kind = BLUR_TYPES[int(np.argmax(proba))]
-    conf = float(proba.max())
+    # Blurry or sharp: the classifier's verdict checked against noise-robust edge widths across scales
+    # (sharpness.py). Noise, JPEG and texture read as sharpness by the spectral features alone.
+    cues = sharp.sharpness_cues(image, max_side=max_side)
+    p_blur = sharp.blur_probability(cues, float(proba[0]), float(f["vector"][9]))
+    blurry_share = proba[1:] / max(float(proba[1:].sum()), 1e-12)  # the blur type, given it is blurred
+    if kind == "sharp" and p_blur > sharp.THRESHOLD:
+        kind = BLUR_TYPES[1 + int(np.argmax(blurry_share))]
+        warnings.append("the edges are wider than a sharp photo's at every scale: called blurred although the "
+                        "blur-type model alone saw a sharp photo")
+    # Confidence: the blurry/sharp decision and the type within "blurred" must both hold. When the
+    # classifier and the edge-width measure disagree, p_blur sits near the threshold and this is low.
+    if kind == "sharp":
+        conf = min(float(proba[0]), 1.0 - p_blur) if p_blur > 0.2 else float(proba[0])
+    else:
+        conf = p_blur * float(blurry_share[BLUR_TYPES.index(kind) - 1])
+    conf = float(np.clip(conf, 0.0, 1.0))
     edge = raw["edge_blur"]
+    status, why = "measured", ""
+    floor = est.MOTION_FLOOR
+    if kind == "motion" and (raw["motion_score"] < MOTION_MIN_SCORE or raw["motion_length"] * f["scale"] <= floor + 0.5):
+        # A straight line does not explain the blur (no clear cepstral pair, or the length sits at the
+        # estimator's floor): camera shake, whose kernel the blind estimator measures.
+        why = (f"no straight-line motion signature (cepstral score {raw['motion_score']:.1f}, length estimate "
+               f"{raw['motion_length']:.1f} px at the estimator's floor)" if raw["motion_length"] * f["scale"] <= floor + 0.5
+               else f"the straight-line motion signature is weak (cepstral score {raw['motion_score']:.1f} < {MOTION_MIN_SCORE})")
+        kind = "shake"
+        warnings.append(f"{why}: treated as camera shake, whose blur path is estimated blindly")
     if kind == "motion":
         params = {"length": round(raw["motion_length"], 2), "angle": round(raw["motion_angle"], 2)}
         extent = params["length"]
     elif kind == "defocus":
         params = {"radius": round(raw["defocus_radius"], 2)}
         extent = 2 * params["radius"]
+        if raw["defocus_score"] < DEFOCUS_MIN_SCORE or raw["defocus_radius"] * f["scale"] <= 0.55:
+            status = "uncertain"
+            why = (f"no clear defocus ring in the cepstrum (score {raw['defocus_score']:.1f}); the radius "
+                   f"{params['radius']:.1f} px is a guess")
     elif kind == "gaussian":
         params = {"sigma": round(max(edge, 0.5), 2)}
         extent = 6 * params["sigma"]
+        if edge <= 0.5:
+            status, why = "uncertain", "the edge width is at the measurement's floor"
     elif kind == "shake":
         params = {"extent": round(float(max(4 * edge, raw["motion_length"] if raw["motion_score"] > 10 else 0)), 1)}
         extent = params["extent"]
+        status = "uncertain"
+        why = why or "camera shake: the extent (px) is a rough figure from the edge width"
+        why += "; the kernel itself is measured by the blind estimator (deblur --mode shake)"
     else:
         params, extent = {}, 0.0
-    warnings: list[str] = [model_note] if model_note else []
+        status = "none"
     noise = raw["noise"]
     verdict = "sharp" if kind == "sharp" else "recoverable"
     if kind != "sharp" and extent > MAX_FRACTION * min(h, w):
@@ -281,6 +321,15 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
                   scores={"motion": round(raw["motion_score"], 2), "defocus": round(raw["defocus_score"], 2)})
     rep["probabilities"] = {k: round(float(p), 3) for k, p in zip(BLUR_TYPES, proba)}
     rep["estimates"] = {k: round(float(v), 3) for k, v in raw.items()}
+    # How far the parameters are measurements: "measured", "uncertain" (with the reason in
+    # params_note; the figures are then a guess, never an estimator's floor passed off as a size) or
+    # "none" (sharp).
+    rep["params_status"] = status
+    if why:
+        rep["params_note"] = why
+    rep["blur_probability"] = round(p_blur, 3)
+    rep["sharpness"] = {k: (round(float(v), 3) if v is not None and np.isfinite(v) else None)
+                        for k, v in cues.items() if k.endswith(("_med", "_max"))}
     return rep
 
 

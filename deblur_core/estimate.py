@@ -25,6 +25,9 @@ __all__ = ["power_cepstrum", "estimate_motion", "estimate_defocus", "edge_blur_s
 # the cepstral peak sits at the motion length; the defocus ring at about 1.91 times the radius.
 MOTION_OFFSET = 0.0
 DEFOCUS_SCALE = 0.523
+# The shortest motion the cepstral search looks at (px): an estimate there is the search's floor (no
+# signature found), not a measured length.
+MOTION_FLOOR = 3.5
 
 
 def working_luma(image: np.ndarray, max_side: int | None = None) -> np.ndarray:
@@ -124,7 +127,7 @@ def estimate_motion(gray: np.ndarray, *, max_length: float = 80.0, cep=None):
         cep, _ = power_cepstrum(gray, tile=256 if max_length <= 100 else 512)
     tile = cep.shape[0]
     rmax = min(max_length + 4, tile / 2 - 4)
-    radii = np.arange(3.5, rmax, 0.25)
+    radii = np.arange(MOTION_FLOOR, rmax, 0.25)
     angles = np.arange(0.0, 180.0, 0.5)
     P = _polar(cep, radii, angles)
     # Remove the isotropic part (the image's own radial falloff): motion is what differs by angle.
