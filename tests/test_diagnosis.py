@@ -1,0 +1,99 @@
+"""Diagnosis (issue 20): "sharp" only when the photo is, floor values never reported as measurements,
+confidence low when the cues disagree."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from deblur_core import analyze, kernels
+from deblur_core import classifier as C
+from deblur_core import estimate as est
+from deblur_core import sharpness
+from helpers import ROOT, blur_linear
+
+REAL = os.path.join(ROOT, "..", "shared", "data", "real_blur", "lai2016_real")
+
+
+def jpeg(img, quality=90):
+    u8 = np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
+
+
+@pytest.fixture(scope="module")
+def coffee():
+    from skimage import data
+    return data.coffee().astype(np.float32) / 255      # 400x600 real photo
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    from skimage import data
+    return data.astronaut().astype(np.float32) / 255   # 512x512
+
+
+def test_shaken_photo_with_noise_and_jpeg_is_not_sharp(coffee):
+    psf = kernels.shake_kernel(25, np.random.default_rng(3))
+    img = jpeg(blur_linear(coffee, psf, noise=0.005, seed=1), 90)
+    r = analyze(img)
+    assert r["blur_type"] != "sharp"
+    assert r["blur_probability"] > sharpness.THRESHOLD
+
+
+@pytest.mark.parametrize("name", ["coffee", "astronaut"])
+def test_sharp_photo_saved_as_jpeg_90_stays_sharp(name, coffee, astronaut):
+    img = {"coffee": coffee, "astronaut": astronaut}[name]
+    r = analyze(jpeg(img, 90))
+    assert r["blur_type"] == "sharp" and r["verdict"] == "sharp"
+    assert r["params_status"] == "none" and r["params"] == {}
+    noisy = np.clip(img + np.random.default_rng(0).normal(0, 0.005, img.shape), 0, 1).astype(np.float32)
+    assert analyze(jpeg(noisy, 90))["blur_type"] == "sharp"
+
+
+def test_edge_widths_grow_with_blur_and_halve_with_the_photo(coffee):
+    sharp_cues = sharpness.sharpness_cues(jpeg(coffee))
+    blurred = sharpness.sharpness_cues(jpeg(blur_linear(coffee, kernels.gaussian_kernel(2.5), noise=0.005)))
+    assert blurred["s1_med"] > 1.8 * sharp_cues["s1_med"]
+    assert blurred["s1_med"] > 1.3 * blurred["s2_med"]          # half the size: narrower edges
+
+
+@pytest.mark.skipif(not os.path.isdir(REAL), reason="../shared/data/real_blur not available")
+def test_real_shaken_family_photo_is_not_called_sharp():
+    from deblur_core.imageio import read_image
+    img, _ = read_image(os.path.join(REAL, "family.jpg"))   # issue 20: was "sharp (79%)"
+    r = analyze(img)
+    assert r["blur_type"] != "sharp" and r["verdict"] != "sharp"
+
+
+def _fake_motion(monkeypatch, length, score):
+    """The classifier sure of linear motion, the cepstral estimator returning ``length`` / ``score``."""
+    monkeypatch.setattr(C, "classify", lambda vec, planes: (np.array([0.02, 0.9, 0.03, 0.03, 0.02]), None))
+    monkeypatch.setattr(est, "estimate_motion", lambda gray, **kw: (length, 65.0, score))
+
+
+def test_motion_at_the_estimator_floor_is_reported_uncertain(monkeypatch, coffee):
+    _fake_motion(monkeypatch, 3.38, 1.5)
+    r = analyze(blur_linear(coffee, kernels.motion_kernel(21, 30), noise=0.005))
+    assert r["blur_type"] == "shake"                      # a straight line does not explain it: blind path
+    assert r["params_status"] == "uncertain" and "floor" in r["params_note"]
+    assert "length" not in r["params"]                    # the floor is not passed off as a length
+    for key in ("blur_type", "params", "confidence", "verdict"):
+        assert key in r
+
+
+def test_clear_motion_is_measured(monkeypatch, coffee):
+    r = analyze(blur_linear(coffee, kernels.motion_kernel(20, 40), noise=0.003))
+    assert r["blur_type"] == "motion" and r["params_status"] == "measured"
+    assert abs(r["params"]["length"] - 20) <= 1.0
+
+
+def test_confidence_is_low_when_the_cues_disagree(monkeypatch, coffee):
+    img = jpeg(coffee)
+    sure = analyze(img)
+    assert sure["blur_type"] == "sharp" and sure["confidence"] > 0.7
+    # the edge-width measure barely on the blurred side while the classifier says sharp
+    monkeypatch.setattr(sharpness, "blur_probability", lambda *a, **k: sharpness.THRESHOLD + 0.05)
+    r = analyze(img)
+    assert r["blur_type"] != "sharp"
+    assert r["confidence"] < 0.5 and r["verdict"] in ("uncertain", "beyond repair")
