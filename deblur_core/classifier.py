@@ -269,6 +269,10 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
     else:
         conf = p_blur * float(blurry_share[BLUR_TYPES.index(kind) - 1])
     conf = float(np.clip(conf, 0.0, 1.0))
+    if not np.isfinite(cues.get("s1_med", np.nan)):
+        # no strong edge to measure a width on (a flat or featureless image): nothing is measured
+        conf = min(conf, 0.3)
+        warnings.append("the image has no clear edges to measure blur on; the diagnosis is a guess")
     edge = raw["edge_blur"]
     status, why = "measured", ""
     floor = est.MOTION_FLOOR
