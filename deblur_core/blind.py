@@ -509,14 +509,11 @@ def _nonneg_refine(A, b, k, L, mu, iters):
 # region choice and masks
 # --------------------------------------------------------------------------------------------
 def _saturation_mask(lin_max: np.ndarray, kernel_size: int) -> np.ndarray:
-    """True where the blur model holds: away from clipped highlights (dilated by the kernel)."""
-    import cv2
-    sat = lin_max >= 0.97
-    if not sat.any():
-        return np.ones(lin_max.shape, bool)
-    ks = int(kernel_size) | 1
-    se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ks + 2, ks + 2))
-    return cv2.dilate(sat.astype(np.uint8), se) == 0
+    """True where the blur model holds: away from clipped lights (dilated by the kernel); large flat
+    clipped areas (white paper, sky) leave out only their own pixels (issue 24; the rule lives in
+    :func:`deblur_core.shake.regions.usable_mask`)."""
+    from .shake.regions import usable_mask
+    return usable_mask(lin_max, kernel_size, 0.97)[0]
 
 
 def _pick_region(luma: np.ndarray, valid: np.ndarray, side_h: int, side_w: int):
@@ -808,8 +805,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         yb = (yb - lo) / scale
         yb_fine = None if yb_fine is None else (yb_fine - lo) / scale
     valid = valid_full[y0:y0 + h, x0:x0 + w]
-    if valid.mean() < 0.05:
-        raise ValueError("the region is almost entirely clipped highlights: choose another region")
+    _check_edges(luma[y0:y0 + h, x0:x0 + w], valid, ks_req)
 
     # --- pyramid ---
     n_levels = max(1, int(math.floor(math.log(_COARSEST / ks_req) / math.log(_RATIO))) + 1) if ks_req > _COARSEST else 1
@@ -931,6 +927,17 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         if fine["warning"]:
             info["warnings"] = [fine["warning"]]
     return psf.astype(np.float32), info
+
+
+def _check_edges(region_luma, valid, kernel_side):
+    """Refuse a region only when too few useful gradients remain for the kernel step (plain sky or wall),
+    whatever share of it is clipped (issue 24): :func:`deblur_core.shake.regions.check_gradients` on the
+    region, sRGB-encoded."""
+    from .color import linear_to_srgb
+    from .deconvolution import estimate_noise
+    from .shake.regions import check_gradients
+    g = linear_to_srgb(region_luma)
+    check_gradients(g, valid, kernel_side, float(estimate_noise(g, jpeg_robust=True)))
 
 
 def _denoised_region(image, region, linear):

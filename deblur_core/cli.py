@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="camera shake that varies across the frame: one kernel per cell of an N x N grid, "
                         "1..4 (1: one kernel); default 0 = auto: 2 on photos at least 1024 px on the shorter "
                         "side, else 1")
+    d.add_argument("--shake-method", default=None, choices=["classic", "dark"],
+                   help="camera-shake kernel estimator: classic (default; L0 gradients, Cho & Lee edges, "
+                        "denoised finest level) or dark (dark channel + L0 gradients, Pan et al. 2016)")
     d.add_argument("--sharpen-radius", type=float)
     d.add_argument("--amount", type=float)
     d.add_argument("--threshold", type=float, default=0.0)
@@ -123,7 +126,8 @@ def cmd_deblur(args) -> int:
     res = deblur(image, args.mode, args.strength, psf, mask=args.mask, progress=progress,
                  length=args.length, angle=args.angle, radius=args.radius, kernel_size=args.kernel_size,
                  sharpen_radius=args.sharpen_radius, amount=args.amount, threshold=args.threshold,
-                 use_network=False if args.classical else None, shake_regions=args.shake_regions or None)
+                 use_network=False if args.classical else None, shake_regions=args.shake_regions or None,
+                 **({"shake_method": args.shake_method} if args.shake_method else {}))
     if not args.quiet:
         print(file=sys.stderr)
     from .imageio import write_image

@@ -14,9 +14,10 @@ from .deconvolution import deconvolve
 from .kernels import defocus_kernel, gaussian_kernel, motion_kernel, normalize
 from .sharpen import smart_sharpen, unsharp_mask
 
-__all__ = ["deblur", "DeblurResult", "MODES"]
+__all__ = ["deblur", "DeblurResult", "MODES", "SHAKE_METHODS"]
 
 MODES = ("auto", "motion", "focus", "shake", "sharpen", "old-photo")
+SHAKE_METHODS = ("dark", "classic")
 
 
 class Cancelled(Exception):
@@ -52,7 +53,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
            mask: str = "auto", progress=None, length: float | None = None, angle: float | None = None,
            radius: float | None = None, kernel_size: int | None = None, sharpen_radius: float | None = None,
            amount: float | None = None, threshold: float = 0.0, use_network: bool | None = None,
-           roi=None, shake_regions: int | None = None) -> DeblurResult:
+           roi=None, shake_regions: int | None = None, shake_method: str = "classic") -> DeblurResult:
     """Restore a blurred photo.
 
     Parameters
@@ -75,6 +76,11 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         that varies across the frame (:mod:`deblur_core.spatial`). None (default): 2 on photos at least
         :data:`~deblur_core.spatial.GRID_MIN_SIDE` (1024) px on the shorter side, else 1. Ignored with
         ``roi`` (the selection is the one region to estimate on).
+    shake_method : {"dark", "classic"}
+        Camera-shake kernel estimator: "classic" (default: L0 gradients, Cho & Lee edge selection, the
+        finest level denoised, :mod:`deblur_core.blind`) or "dark" (dark channel and L0 gradient priors,
+        Pan et al. 2016, :mod:`deblur_core.shake`; no better on the real photos yet and slower, see
+        ``docs/experiments/shake.md``).
 
     Returns
     -------
@@ -89,6 +95,8 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     if not 0 <= float(strength) <= 100:
         raise ValueError("strength must be between 0 and 100")
     from .spatial import MAX_REGIONS, auto_regions
+    if shake_method not in SHAKE_METHODS:
+        raise ValueError(f"unknown shake method {shake_method!r}; choose from {', '.join(SHAKE_METHODS)}")
     if shake_regions is not None and (int(shake_regions) != shake_regions or not 1 <= shake_regions <= MAX_REGIONS):
         raise ValueError(f"shake regions per side must be a whole number from 1 to {MAX_REGIONS}, got {shake_regions}")
     color, alpha = split_alpha(image)
@@ -114,7 +122,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     else:
         route, psf, action = _choose(color, mode, report, length=length, angle=angle, radius=radius,
                                      kernel_size=kernel_size, roi=roi, progress=progress,
-                                     shake_regions=shake_regions, grid=grid)
+                                     shake_regions=shake_regions, grid=grid, shake_method=shake_method)
     _progress(progress, 0.3, "Restoring")
     if blend <= 0:
         restored = color.copy()
@@ -144,6 +152,10 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     else:  # nothing to do: a sharp photo gets a gentle deconvolution sharpening
         restored = smart_sharpen(color, amount=0.5 / reg_scale ** 0.5)
     _progress(progress, 0.85, "Building mask")
+    if route == "deconvolve" and kernel is None and blend > 0 and psf is not None and psf.size > 1 and not grid:
+        restored, route = _do_no_harm(color, restored, psf, report)
+        if route == "smart":
+            action, psf = "gentle sharpening (the estimated blur was not trusted)", None
     if route != "old-photo":
         blend = _apply_guard(restored, color, blend, route, psf, report)
     out = color + blend * (restored - color)
@@ -179,7 +191,8 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     return DeblurResult(merge_alpha(out, alpha, image), suggested, report, psf, layers)
 
 
-def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, progress, shake_regions=1, grid=None):
+def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, progress, shake_regions=1, grid=None,
+            shake_method="classic"):
     """Pick the route and kernel for a mode. Returns (route, psf or None, description)."""
     y = None
 
@@ -216,11 +229,15 @@ def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, pro
         sigma = max(report["edge_blur"], 0.6)
         return "deconvolve", gaussian_kernel(sigma), f"soft focus sigma {sigma:.1f} px"
     if mode == "shake":
-        from .blind import estimate_kernel
+        if shake_method == "classic":
+            from .blind import estimate_kernel
+        else:
+            from .shake import estimate_kernel
         shake_progress = (lambda f, m: _progress(progress, 0.05 + 0.25 * f, m)) if progress else None
         if shake_regions != 1 and roi is None:
             from .spatial import estimate_kernel_grid
-            psf, info, cells = estimate_kernel_grid(color, shake_regions, kernel_size, progress=shake_progress)
+            psf, info, cells = estimate_kernel_grid(color, shake_regions, kernel_size, progress=shake_progress,
+                                                    method=shake_method)
         else:   # a selection names the one region to estimate on
             psf, info = estimate_kernel(color, kernel_size=kernel_size, roi=roi, progress=shake_progress)
             cells = []
@@ -265,6 +282,24 @@ def _restore(color, psf, reg_scale, use_network, report, progress):
             report["warnings"].append(f"neural network unavailable ({exc}); used classical deconvolution")
     report["method"] = "hyper-laplacian"
     return deconvolve(color, psf, method="hyper-laplacian", regularization=reg_scale)
+
+
+def _do_no_harm(color, restored, psf, report):
+    """The restoration when its estimated kernel explains the photo (:func:`deblur_core.harm.reblur_residual`
+    within :data:`~deblur_core.harm.MAX_RESIDUAL`), else gentle sharpening, said in plain words. The
+    measure goes to report["harm"]. Returns (image, route)."""
+    from .harm import MAX_RESIDUAL, reblur_residual
+    residual = reblur_residual(color, restored, psf)
+    trusted = residual <= MAX_RESIDUAL
+    report["harm"] = {"reblur_residual": round(residual, 2), "limit": MAX_RESIDUAL, "trusted": bool(trusted)}
+    if trusted:
+        return restored, "deconvolve"
+    report["warnings"].append(
+        "the estimated blur does not explain this photo well (the result blurred again differs from it "
+        f"{residual:.0f}x more than the noise), so deblurring it would add ringing stripes: gentle sharpening "
+        "was used instead. Try Camera Shake on a selection with clear detail, or give the kernel size")
+    report["fallback"] = "sharpen"
+    return smart_sharpen(color, amount=0.8), "smart"
 
 
 # --- over-sharpening guard (issue 6; deblur_core/guard.py) ------------------------------------------

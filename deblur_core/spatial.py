@@ -70,7 +70,7 @@ def _cell(length: int, n: int, i: int):
 
 
 def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | None = None, *,
-                         progress=None, max_region: int = 640, workers: int = 2):
+                         progress=None, max_region: int = 640, workers: int = 2, method: str = "classic"):
     """Estimate one camera-shake kernel per cell of a ``regions`` x ``regions`` grid.
 
     Parameters
@@ -84,6 +84,8 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
         rotation).
     progress : callable(fraction, message) or None; raising from it cancels. Called from one thread at a
         time, not always the caller's.
+    method : {"dark", "classic"}
+        The estimator: :mod:`deblur_core.blind` (default) or :mod:`deblur_core.shake` (dark channel).
     workers : int
         Cells refined at once (threads; their FFTs and array maths release the GIL). The kernels do not
         depend on it.
@@ -104,8 +106,12 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
     n_cells = regions * regions
     share = 1.0 / (n_cells + 1)
     prep = luma, lin_max = blind._working_luma(img, True)   # once for the photo and every cell
-    psf, info = blind.estimate_kernel(img, kernel_size, max_region=max_region,
-                                      progress=lambda f, m: report(share * f, m), _prep=prep)
+    if method == "classic":
+        psf, info = blind.estimate_kernel(img, kernel_size, max_region=max_region,
+                                          progress=lambda f, m: report(share * f, m), _prep=prep)
+    else:
+        from . import shake
+        psf, info = shake.estimate_kernel(img, kernel_size, progress=lambda f, m: report(share * f, m))
     if regions == 1:
         return psf, info, [{"roi": [0, 0, w, h], "window": info["roi"], "psf": psf, "source": "whole photo"}]
     # The photo's kernel may have come from a window larger than the size given (blind.estimate_kernel's
@@ -136,8 +142,11 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
         # both cores for the FFTs once the other refinements are done
         blind._fft_thread.alone = lambda: running[0] <= 1
         try:
-            return blind.refine_kernel(img, psf, ks, roi=tuple(cell["window"]), max_region=max_region,
-                                       progress=parts.part(k), _prep=prep)[0]
+            if method == "classic":
+                return blind.refine_kernel(img, psf, ks, roi=tuple(cell["window"]), max_region=max_region,
+                                           progress=parts.part(k), _prep=prep)[0]
+            from . import shake
+            return shake.refine_kernel(img, psf, ks, roi=tuple(cell["window"]), progress=parts.part(k))[0]
         except ValueError as exc:           # flat or clipped cell: the whole-photo kernel serves it
             return exc
         finally:
