@@ -2,12 +2,13 @@
 
 Images are float32 arrays in [0, 1], (H, W) or (H, W, C), sRGB-encoded; see :mod:`deblur_core.color`.
 """
-__all__ = ["analyze", "deblur", "DeblurResult", "MODES", "warm_up"]
+__all__ = ["analyze", "deblur", "DeblurResult", "MODES", "kernel_for_report", "warm_up"]
 __version__ = "0.1.0"
 
 # Imported on first use (PEP 562): the GIMP worker (``python -m deblur_core.worker``) starts listening
 # for the plug-in at once and imports numpy / OpenCV / SciPy in a thread meanwhile.
-_LAZY = {"analyze": ".classifier", "deblur": ".pipeline", "DeblurResult": ".pipeline", "MODES": ".pipeline"}
+_LAZY = {"analyze": ".classifier", "deblur": ".pipeline", "DeblurResult": ".pipeline", "MODES": ".pipeline",
+         "kernel_for_report": ".kernel_report"}
 
 
 def __getattr__(name):

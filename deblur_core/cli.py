@@ -83,10 +83,9 @@ def cmd_analyze(args) -> int:
     image, _ = _read(args.photo)
     report = analyze(image)
     if args.kernel_out:
-        from .blind import estimate_kernel
-        from .classifier import kernel_for
+        from .kernel_report import kernel_for_report
         from .kernels import save_kernel
-        psf = estimate_kernel(image)[0] if report["blur_type"] == "shake" else kernel_for(report)
+        psf = kernel_for_report(image, report)
         report["kernel_size"] = [int(psf.shape[1]), int(psf.shape[0])]
         save_kernel(args.kernel_out, psf)
     if args.json:

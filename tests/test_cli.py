@@ -32,6 +32,18 @@ def test_analyze_json(blurry_png):
     assert rep["blur_type"] in ("motion", "shake") and "confidence" in rep and "verdict" in rep
 
 
+def test_analyze_kernel_out(blurry_png, tmp_path):
+    """analyze --kernel-out writes the kernel the report describes (deblur_core.kernel_report)."""
+    kout = str(tmp_path / "k.png")
+    r = run("analyze", blurry_png, "--json", "--kernel-out", kout)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    k = cv2.imread(kout, cv2.IMREAD_UNCHANGED)
+    assert rep["blur_type"] == "motion", rep
+    from deblur_core.classifier import kernel_for
+    assert k.ndim == 2 and [k.shape[1], k.shape[0]] == rep["kernel_size"] and k.shape == kernel_for(rep).shape
+
+
 def test_deblur_writes_outputs(blurry_png, tmp_path):
     out, mask, rep, kout = (str(tmp_path / n) for n in ("o.png", "m.png", "r.json", "k.png"))
     r = run("deblur", blurry_png, "-o", out, "--mode", "motion", "--strength", "50", "--mask-out", mask,

@@ -1,8 +1,8 @@
 """Talks to the AI Deblur engine process (deblur_core.worker) for the GIMP plug-in.
 
 Standard library only: this module runs inside GIMP's Python (which has gi but no numpy); all pixel
-maths happens in the worker, which runs in the venv install.py created. See deblur_core/worker.py for
-the protocol.
+maths happens in the worker, which runs in the venv install.py created. See deblur_core/worker/protocol.py
+for the protocol.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import time
 CONFIG_NAME = "ai-deblur.json"
 WORKER_MODULE = "deblur_core.worker"
 _CHUNK = 1 << 24
-ITEMSIZE = {"f32": 4, "u16": 2, "u8": 1}  # the worker's wire types (deblur_core/worker.py)
+ITEMSIZE = {"f32": 4, "u16": 2, "u8": 1}  # the worker's wire types (deblur_core/worker/protocol.py)
 PROTOCOL = 2
-# A standby worker (deblur_core/worker.py) waits this long for the next request, then exits; it also
+# A standby worker (deblur_core/worker/standby.py) waits this long for the next request, then exits; it also
 # exits as soon as GIMP is gone. AI_DEBLUR_STANDBY=0 turns standby workers off.
 STANDBY_IDLE_S = 900
 # When GIMP starts, start the standby worker at once ("preload" in the settings, AI_DEBLUR_PRELOAD):

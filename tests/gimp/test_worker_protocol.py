@@ -146,7 +146,14 @@ def test_analyze_report_is_json():
      b"\0" * 48, "unknown mode"),
     ({"op": "deblur", "width": 2, "height": 2, "channels": 3, "options": {"mask": "everything"}},
      b"\0" * 48, "unknown mask"),
-], ids=["short-input", "unknown-op", "bad-size", "unknown-mode", "unknown-mask"])
+    ({"op": "deblur", "width": 2, "height": 2, "channels": 3, "options": {"strength": 150}},
+     b"\0" * 48, "strength must be between 0 and 100"),
+    ({"op": "deblur", "width": 2, "height": 2, "channels": 3, "options": {"strength": -1}},
+     b"\0" * 48, "strength must be between 0 and 100"),
+    ({"op": "deblur", "width": 2, "height": 2, "channels": 3, "options": {"strength": "strong"}},
+     b"\0" * 48, "strength must be a number"),
+], ids=["short-input", "unknown-op", "bad-size", "unknown-mode", "unknown-mask", "strength-high", "strength-low",
+        "strength-text"])
 def test_bad_requests_get_one_clear_sentence(header, pixels, needle):
     lines, rest, p = call(header, pixels)
     assert lines and lines[-1]["ok"] is False
@@ -168,6 +175,27 @@ def test_engine_exception_becomes_error_line():
                        behaviour="raise")
     assert lines[-1] == {"ok": False, "error": "deconvolution diverged"}
     assert b"Traceback" in p.stderr  # details go to stderr
+
+
+def test_analyze_kernel_from_the_real_engine():
+    """Analyze Blur's kernel layer: the worker asks the engine (kernel_for_report) for the kernel the
+    report describes and sends its picture."""
+    from helpers import blur_linear  # tests/helpers.py
+    from skimage import data
+    from deblur_core import kernels
+    from deblur_core.classifier import kernel_for
+    photo = (data.coffee()[64:320, 100:420].astype(np.float32) / 255).copy()
+    img = blur_linear(photo, kernels.motion_kernel(13, 25), noise=0.005)
+    h, w = img.shape[:2]
+    lines, rest, _ = call({"op": "analyze", "width": w, "height": h, "channels": 3,
+                           "options": {"want_kernel": True}}, img.astype("<f4").tobytes(), engine=None)
+    final = lines[-1]
+    assert final["ok"], final
+    rep = final["report"]
+    assert rep["blur_type"] == "motion", rep
+    np.testing.assert_allclose(np.asarray(rep["kernel"]), kernel_for(rep), atol=1e-6)
+    view = decode(final, rest)["kernel"]
+    assert view.max() == pytest.approx(1.0) and view.shape[0] >= np.asarray(rep["kernel"]).shape[0]
 
 
 def test_ping_real_engine():
