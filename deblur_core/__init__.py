@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 # Imported on first use (PEP 562): the GIMP worker (``python -m deblur_core.worker``) starts listening
 # for the plug-in at once and imports numpy / OpenCV / SciPy in a thread meanwhile.
-_LAZY = {"analyze": ".classifier", "deblur": ".pipeline", "DeblurResult": ".pipeline", "MODES": ".pipeline",
+_LAZY = {"analyze": ".classifier", "deblur": ".pipeline", "DeblurResult": ".pipeline", "MODES": ".vocabulary",
          "kernel_for_report": ".kernel_report"}
 
 

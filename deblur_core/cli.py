@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 
+from .vocabulary import MASKS, MODES
+
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
@@ -31,10 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("deblur", help="restore a photo")
     d.add_argument("photo")
     d.add_argument("-o", "--output", required=True, help="output file (.png, .tif, .jpg)")
-    d.add_argument("--mode", default="auto", choices=["auto", "motion", "focus", "shake", "sharpen", "old-photo"])
+    d.add_argument("--mode", default="auto", choices=MODES)
     d.add_argument("--strength", type=float, default=50.0, help="0..100, default 50")
     d.add_argument("--kernel", help="known PSF as a gray PNG (normalised; centre of the file = origin)")
-    d.add_argument("--mask", default="auto", choices=["auto", "full", "none", "subject", "faces"])
+    d.add_argument("--mask", default="auto", choices=MASKS)
     d.add_argument("--mask-out", help="write the suggested mask (16-bit gray PNG)")
     d.add_argument("--report", help="write the report as JSON")
     d.add_argument("--kernel-out", help="write the kernel used as a PNG")

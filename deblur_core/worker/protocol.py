@@ -22,8 +22,8 @@ answer, on stdout:
         than an 8-bit mask needs) and "f32" otherwise; a missing "dtype" means "f32";
     {"ok": false, "error": "one clear sentence"}
 
-deblur options: mode ("auto", "motion", "focus", "shake", "sharpen", "old-photo"), strength (0-100; outside is an error, as
-in ``deblur()``), mask ("auto", "full", "none", "faces", "subject"), and the engine's mode options (length,
+deblur options: mode (:data:`deblur_core.vocabulary.MODES`), strength (0-100; outside is an error, as
+in ``deblur()``), mask (:data:`deblur_core.vocabulary.MASKS`), and the engine's mode options (length,
 angle, radius, kernel_size, sharpen_radius, amount, threshold, use_network, roi, shake_regions);
 None / 0 / missing = auto (angle 0 counts only with "angle_set": true); kernel (2-D list) = a known
 PSF; preview_blend ("mask" / "original", for dialog previews) returns the image already blended with
@@ -38,6 +38,8 @@ import json
 import math
 import threading
 
+from ..vocabulary import MASKS, MODES
+
 PROTOCOL_VERSION = 2
 MAX_PIXELS = 400_000_000  # sanity bound on W*H*C (1.6 GB of float32)
 OPS = ("deblur", "analyze", "ping")
@@ -46,8 +48,6 @@ OPS = ("deblur", "analyze", "ping")
 NUMERIC_OPTIONS = ("length", "angle", "radius", "kernel_size", "sharpen_radius", "amount", "threshold",
                    "shake_regions")
 ZERO_IS_AUTO = ("length", "radius", "kernel_size", "sharpen_radius", "amount", "shake_regions")
-MODES = ("auto", "motion", "focus", "shake", "sharpen", "old-photo")
-MASKS = ("auto", "full", "none", "faces", "subject")
 # wire types: numpy dtype and the integer full scale (None = float in [0, 1])
 DTYPES = {"f32": ("<f4", None), "u16": ("<u2", 65535.0), "u8": ("u1", 255.0)}
 
