@@ -206,7 +206,7 @@ def _what_was_done(report, mode):
     """A few plain words for what the engine did, from its report's fields (blur_type, action,
     kernel_size): 'shake 19x13 px', 'motion 12 px at 30°', 'focus 3.5 px', 'sharpen 1.5 px'."""
     action = str(report.get("action") or "").strip()
-    btype = str(report.get("blur_type") or report.get("type") or "").strip()
+    btype = str(report.get("blur_type") or "").strip()
     ks = report.get("kernel_size")
     size = ("%dx%d px" % (int(ks[0]), int(ks[1]))) if isinstance(ks, (list, tuple)) and len(ks) == 2 else ""
     low = action.lower()
@@ -442,7 +442,7 @@ def _summary(report):
         return ("%.3g" % val) if isinstance(val, float) else str(val)
 
     lines = []
-    btype = report.get("blur_type") or report.get("type")
+    btype = report.get("blur_type")
     if btype:
         conf = report.get("confidence")
         lines.append("Blur: %s%s" % (btype, " (confidence %.0f%%)" % (100 * conf) if isinstance(conf, (int, float)) else ""))
@@ -521,7 +521,7 @@ def _kernel_layer(image, drawable, report, view):
     if isinstance(kernel, list) and kernel and isinstance(kernel[0], list):
         size = " %dx%d px" % (len(kernel[0]), len(kernel))
     words = {"defocus": "focus", "gaussian": "soft focus"}
-    btype = report.get("blur_type") or report.get("type") or "estimated"
+    btype = report.get("blur_type") or "estimated"
     name = "AI Deblur - kernel (%s%s)" % (words.get(btype, btype), size)
     layer = Gimp.Layer.new(image, name, w, h, _layer_type(image, False), 100.0, Gimp.LayerMode.NORMAL)
     inserted = False

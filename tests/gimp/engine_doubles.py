@@ -1,8 +1,9 @@
 """Engine test doubles for the worker protocol tests (selected with AI_DEBLUR_ENGINE=engine_doubles).
 
 AI_DEBLUR_DOUBLE picks the behaviour: "ok" (default: a cheap sharpen, drops alpha to check the worker
-puts it back), "noisy" (prints to stdout from Python and C level), "raise", "nan", "slow", "identity" (returns its input),
-"crash" (a segmentation fault in the middle of a deblur).
+puts it back; analyze finds motion blur), "noisy" (prints to stdout from Python and C level), "raise", "nan", "slow",
+"identity" (returns its input), "crash" (a segmentation fault in the middle of a deblur), "sharp" (analyze finds no
+blur).
 """
 import os
 import sys
@@ -19,12 +20,31 @@ def _behaviour():
 
 
 def analyze(image):
-    if _behaviour() == "raise":
+    """The shape of deblur_core.classifier.analyze()'s report (no kernel: kernel_for_report gives it);
+    numpy scalars and a NaN, which the worker must turn into JSON."""
+    b = _behaviour()
+    if b == "raise":
         raise ValueError("the photo is too small to analyze")
-    k = np.zeros((7, 7), np.float32)
-    k[3, :] = 1 / 7
-    return {"type": "motion", "length": np.float32(7.0), "angle": np.float64(0.0), "kernel": k,
-            "confidence": float("nan"), "shape": image.shape}
+    h, w = image.shape[:2]
+    if b == "sharp":
+        kind, params, verdict = "sharp", {}, "sharp"
+    else:
+        kind, params, verdict = "motion", {"length": np.float32(7.0), "angle": np.float64(0.0)}, "recoverable"
+    return {"blur_type": kind, "params": params, "confidence": float("nan"), "recoverable": True,
+            "verdict": verdict, "warnings": [], "noise_sigma": np.float32(0.004), "edge_blur": 2.5,
+            "size": [int(w), int(h)], "scores": {}}
+
+
+def kernel_for_report(image, report, *, progress=None):
+    """deblur_core.kernel_report.kernel_for_report: the report's motion kernel, identity when sharp."""
+    if report["blur_type"] == "sharp":
+        return np.ones((1, 1), np.float32)
+    if progress:
+        progress(0.5, "estimating")
+    n = int(report["params"]["length"])
+    k = np.zeros((n, n), np.float32)
+    k[n // 2, :] = 1 / n
+    return k
 
 
 def deblur(image, mode="auto", strength=50, kernel=None, *, mask="auto", progress=None, **opts):
@@ -53,6 +73,7 @@ def deblur(image, mode="auto", strength=50, kernel=None, *, mask="auto", progres
         out[0, 0] = np.nan
     m = np.linspace(0, 1, h * w, dtype=np.float32).reshape(h, w)
     return types.SimpleNamespace(image=out, mask=m, report={
+        **analyze(img), "action": "smart sharpen radius 1.0 px, amount 0.5",
         "title": f"AI Deblur: {mode}, {strength:g}%", "mode": mode, "strength": strength, "mask": mask,
         "opts": {k: v for k, v in opts.items()}, "kernel_given": kernel is not None,
         "np_value": np.float32(1.5)})

@@ -133,9 +133,36 @@ def test_analyze_report_is_json():
     final = lines[-1]
     assert final["ok"] and final["outputs"] == [] and rest == b""
     rep = final["report"]
-    assert rep["kernel"][3][0] == pytest.approx(1 / 7)
+    assert rep["blur_type"] == "motion" and rep["params"] == {"length": 7.0, "angle": 0.0}
+    assert "kernel" not in rep  # not asked for
     assert rep["confidence"] is None  # NaN is not JSON
-    assert rep["shape"] == [10, 12]
+    assert rep["size"] == [12, 10] and rep["noise_sigma"] == pytest.approx(0.004)
+
+
+def test_analyze_with_kernel():
+    """want_kernel: the engine's kernel_for_report gives the report's kernel, and its picture (scaled to
+    the peak, enlarged) is the one output; the estimate's progress comes through in the second half."""
+    img = np.zeros((10, 12, 4), np.float32)
+    lines, rest, _ = call({"op": "analyze", "width": 12, "height": 10, "channels": 4,
+                           "options": {"want_kernel": True}}, img.tobytes())
+    final = lines[-1]
+    assert final["ok"], final
+    rep = final["report"]
+    assert np.asarray(rep["kernel"]).shape == (7, 7) and rep["kernel"][3][0] == pytest.approx(1 / 7)
+    assert [o["name"] for o in final["outputs"]] == ["kernel"]
+    view = decode(final, rest)["kernel"]
+    assert view.shape == (7 * 16, 7 * 16) and view.max() == 1.0 and view[3 * 16, 0] == 1.0 and view[0, 0] == 0.0
+    assert {"progress": 0.75, "message": "estimating"} in lines[:-1]
+
+
+def test_analyze_sharp_photo_has_no_kernel():
+    """A sharp photo's kernel is the identity: no kernel and no kernel picture (no layer to add)."""
+    img = np.zeros((10, 12, 3), np.float32)
+    lines, rest, _ = call({"op": "analyze", "width": 12, "height": 10, "channels": 3,
+                           "options": {"want_kernel": True}}, img.tobytes(), behaviour="sharp")
+    final = lines[-1]
+    assert final["ok"] and final["outputs"] == [] and rest == b""
+    assert final["report"]["blur_type"] == "sharp" and "kernel" not in final["report"]
 
 
 @pytest.mark.parametrize("header,pixels,needle", [
