@@ -145,9 +145,36 @@ def crop(img, side, rng):
     return np.ascontiguousarray(img[y0:y0 + side, x0:x0 + side]).astype(np.float32)
 
 
-def make_cases(n: int, side: int, seed: int, split: str = "heldout", noise: float = NOISE):
+def camera(sharp: np.ndarray, k: np.ndarray, rng, *, lights: bool = False):
+    """A camera's view of ``sharp`` (sRGB-encoded) shaken by ``k``: exposure pushed so highlights clip,
+    optional small lamps (radiance 4-20x white, their trails clip), blur in linear light,
+    Poisson-Gaussian noise at phone-to-APS-C levels (shot gain 0.0005-0.004, read noise 0.001-0.003 in
+    linear units), clipping, sRGB encoding, JPEG quality 85-95. Returns (sharp reference as the camera
+    would record it without shake, blurred photo), both sRGB-encoded in [0, 1]."""
+    import cv2
+    lin = srgb_to_linear(sharp) * np.float32(rng.uniform(1.0, 1.5))
+    if lights:
+        h, w = lin.shape[:2]
+        for _ in range(int(rng.integers(3, 9))):
+            y, x = int(rng.integers(k.shape[0], h - k.shape[0])), int(rng.integers(k.shape[1], w - k.shape[1]))
+            r = int(rng.integers(1, 4))
+            cv2.circle(lin, (x, y), r, (float(rng.uniform(4, 20)),) * 3, -1)
+    blurred = convolve(lin, k)
+    a, b = rng.uniform(0.0005, 0.004), rng.uniform(0.001, 0.003)
+    noisy = blurred + rng.normal(0, 1, blurred.shape).astype(np.float32) * np.sqrt(a * np.clip(blurred, 0, None) + b * b)
+    out = linear_to_srgb(np.clip(noisy, 0, 1))
+    q = int(rng.integers(85, 96))
+    enc = cv2.imencode(".jpg", (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)[..., ::-1] if out.ndim == 3
+                       else (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, q])[1]
+    dec = cv2.imdecode(enc, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255
+    dec = dec[..., ::-1] if dec.ndim == 3 else dec
+    return linear_to_srgb(np.clip(lin, 0, 1)), np.ascontiguousarray(dec)
+
+
+def make_cases(n: int, side: int, seed: int, split: str = "heldout", noise: float = NOISE, *,
+               camera_model: bool = False, kernel_range=(11, 45), lights: bool = False, files=None):
     photos, source = load_photos(side, split)
-    files = sorted(glob.glob(os.path.join(KERNEL_DIR, "*.png")))
+    files = sorted(glob.glob(os.path.join(KERNEL_DIR, "*.png"))) if files is None else files
     rng = np.random.default_rng(seed)
     cases = []
     for i in range(n):
@@ -157,13 +184,16 @@ def make_cases(n: int, side: int, seed: int, split: str = "heldout", noise: floa
             k = trim(square(load_kernel(f)))
             kname = os.path.basename(f)[:-4]
         else:
-            size = int(rng.integers(11, 46))
+            size = int(rng.integers(kernel_range[0], kernel_range[1] + 1))
             k = square(shake_kernel(size, rng))
             kname = f"shake{size}"
         k = (k / k.sum()).astype(np.float32)
         sharp = crop(img, side, rng)
-        blurred = linear_to_srgb(convolve(srgb_to_linear(sharp), k))
-        blurred = np.clip(blurred + rng.normal(0, noise, blurred.shape).astype(np.float32), 0, 1)
+        if camera_model:
+            sharp, blurred = camera(sharp, k, rng, lights=lights)
+        else:
+            blurred = linear_to_srgb(convolve(srgb_to_linear(sharp), k))
+            blurred = np.clip(blurred + rng.normal(0, noise, blurred.shape).astype(np.float32), 0, 1)
         cases.append((name, kname, sharp, blurred, k))
     return cases, source
 
@@ -227,6 +257,15 @@ def main(argv=None) -> int:
     ap.add_argument("--deconv", default="hyper-laplacian", choices=("hyper-laplacian", "network"),
                     help="the non-blind deconvolution both kernels go through (network: the product's default, "
                          "the plug-and-play loop; slower)")
+    ap.add_argument("--camera", action="store_true",
+                    help="camera-pipeline synthesis instead of plain noise: exposure with clipped highlights, "
+                         "Poisson-Gaussian noise, sRGB, JPEG 85-95 (bench_shake.camera)")
+    ap.add_argument("--lights", action="store_true", help="with --camera: small saturated lamps in every photo")
+    ap.add_argument("--kernels", default="all", choices=("all", "small", "large"),
+                    help="all: the shared kernels + random 11-45 px; small: random 13-27 px only (real-capture-like); "
+                         "large: the shared kernels + random 31-75 px")
+    ap.add_argument("--method", default="classic", choices=("classic", "dark"),
+                    help="the estimator: classic (deblur_core.blind, default) or dark (deblur_core.shake)")
     ap.add_argument("--timing", type=int, default=0, metavar="N",
                     help="then time N estimates on 1 MP regions (the issue's runtime target), size given and found")
     args = ap.parse_args(argv)
@@ -234,6 +273,8 @@ def main(argv=None) -> int:
 
     from deblur_core import blind
     estimate_kernel = blind.estimate_kernel
+    if args.method == "dark":
+        from deblur_core.shake import estimate_kernel
     if args.single_window:
         blind._OPT["grow"] = None
     if args.classic_fine:
@@ -253,14 +294,18 @@ def main(argv=None) -> int:
     else:
         def restore(image, psf):
             return deconvolve(image, psf, method="hyper-laplacian")
-    cases, source = make_cases(args.cases, args.size, args.seed, args.split, args.noise)
+    kr = {"all": (11, 45), "small": (13, 27), "large": (31, 75)}[args.kernels]
+    cases, source = make_cases(args.cases, args.size, args.seed, args.split, args.noise, camera_model=args.camera,
+                               kernel_range=kr, lights=args.lights, files=[] if args.kernels == "small" else None)
     print(f"# Blind shake-kernel estimation: {len(cases)} cases, {args.size} px crops ({source}), "
           f"noise {args.noise:g}, kernel size {'auto' if args.auto_size else 'given'}"
           f"{f' x {args.size_scale:g}' if args.size_scale != 1 and not args.auto_size else ''}"
           f"{', that window only' if args.single_window else ''}"
           f"{', finest level on the photo as it is' if args.classic_fine else ''}"
           f"{f', one kernel step from the latent of {os.path.basename(args.latent_net)}' if args.latent_net else ''}"
-          f"; deconvolution: {args.deconv}\n")
+          f"; deconvolution: {args.deconv}; estimator: {args.method}"
+          f"{'; camera pipeline (clipping, Poisson-Gaussian noise, JPEG)' if args.camera else ''}"
+          f"{' with lamps' if args.lights else ''}; kernels: {args.kernels}\n")
     print("| # | photo | kernel | true px | est px | similarity | ratio | ratio, sub-px | PSNR dB: est / true kernel "
           "| linear-motion ratio | time s | s/MP |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -152,10 +152,33 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     else:  # nothing to do: a sharp photo gets a gentle deconvolution sharpening
         restored = smart_sharpen(color, amount=0.5 / reg_scale ** 0.5)
     _progress(progress, 0.85, "Building mask")
-    if route == "deconvolve" and kernel is None and blend > 0 and psf is not None and psf.size > 1 and not grid:
-        restored, route = _do_no_harm(color, restored, psf, report)
-        if route == "smart":
-            action, psf = "gentle sharpening (the estimated blur was not trusted)", None
+    user_kernel = kernel is not None or (mode == "motion" and length is not None and angle is not None) or \
+        (mode == "focus" and radius is not None)
+    if route == "deconvolve" and not user_kernel and blend > 0 and psf is not None and psf.size > 1 and not grid:
+        trusted = _kernel_trusted(color, restored, psf, report)
+        # Candidates when a kernel is not trusted: a straight line or a disk is one kind of kernel, the
+        # blind estimators find the others (issue 20); the other shake estimator next (issue 19).
+        tried = [shake_method] if mode == "shake" or report["blur_type"] == "shake" and mode == "auto" else []
+        first = report["blur_type"]
+        for method in (shake_method, "dark" if shake_method == "classic" else "classic"):
+            if trusted or mode not in ("auto", "shake") or method in tried:
+                continue
+            tried.append(method)
+            try:
+                _, psf2, action2 = _choose(color, "shake", report, length=None, angle=None, radius=None,
+                                           kernel_size=kernel_size, roi=roi, progress=progress, shake_regions=1,
+                                           grid={}, shake_method=method)
+            except ValueError:          # too few edges for a blind estimate: the fallback below
+                break
+            restored2 = _restore(color, psf2, reg_scale, use_network, report, progress)
+            if _kernel_trusted(color, restored2, psf2, report):
+                what = f"the {first} kernel" if len(tried) == 1 and mode == "auto" and first != "shake" else \
+                    "the first camera-shake estimate"
+                report["warnings"].append(f"{what} did not explain the blur; the {method} camera-shake estimate did")
+                restored, psf, action, trusted = restored2, psf2, action2, True
+        if not trusted:
+            restored, route, psf = _fallback_sharpen(color, report), "smart", None
+            action = "gentle sharpening (the estimated blur was not trusted)"
     if route != "old-photo":
         blend = _apply_guard(restored, color, blend, route, psf, report)
     out = color + blend * (restored - color)
@@ -284,22 +307,27 @@ def _restore(color, psf, reg_scale, use_network, report, progress):
     return deconvolve(color, psf, method="hyper-laplacian", regularization=reg_scale)
 
 
-def _do_no_harm(color, restored, psf, report):
-    """The restoration when its estimated kernel explains the photo (:func:`deblur_core.harm.reblur_residual`
-    within :data:`~deblur_core.harm.MAX_RESIDUAL`), else gentle sharpening, said in plain words. The
-    measure goes to report["harm"]. Returns (image, route)."""
+def _kernel_trusted(color, restored, psf, report) -> bool:
+    """Whether an estimated kernel explains the photo: the restoration blurred again matches the photo
+    to within :data:`deblur_core.harm.MAX_RESIDUAL` x its noise variance
+    (:func:`deblur_core.harm.reblur_residual`). The measure goes to report["harm"] (the last one checked)."""
     from .harm import MAX_RESIDUAL, reblur_residual
     residual = reblur_residual(color, restored, psf)
     trusted = residual <= MAX_RESIDUAL
-    report["harm"] = {"reblur_residual": round(residual, 2), "limit": MAX_RESIDUAL, "trusted": bool(trusted)}
-    if trusted:
-        return restored, "deconvolve"
+    report["harm"] = {"reblur_residual": round(residual, 2), "limit": MAX_RESIDUAL, "trusted": bool(trusted),
+                      "kernel_size": [int(psf.shape[1]), int(psf.shape[0])]}
+    return trusted
+
+
+def _fallback_sharpen(color, report):
+    """Gentle sharpening in place of a restoration whose kernel was not trusted, said in plain words."""
+    residual = report["harm"]["reblur_residual"]
     report["warnings"].append(
         "the estimated blur does not explain this photo well (the result blurred again differs from it "
         f"{residual:.0f}x more than the noise), so deblurring it would add ringing stripes: gentle sharpening "
         "was used instead. Try Camera Shake on a selection with clear detail, or give the kernel size")
     report["fallback"] = "sharpen"
-    return smart_sharpen(color, amount=0.8), "smart"
+    return smart_sharpen(color, amount=0.8)
 
 
 # --- over-sharpening guard (issue 6; deblur_core/guard.py) ------------------------------------------

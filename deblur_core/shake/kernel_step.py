@@ -4,8 +4,8 @@ resampling between pyramid levels.
 The step follows Cho & Lee ("Fast Motion Deblurring", SIGGRAPH Asia 2009) as Pan et al. use it:
 argmin_k sum_d ||M (k * L_d - B_d)||^2 + w ||k||^2 over the kernel window, with L_d the latent's
 gradients thresholded to the strong edges (orientation-balanced, Cho & Lee's rule) and B_d the blurred
-photo's. Solved by conjugate gradients; with no mask M every product is one FFT pair (the normal
-matrix is diagonal in Fourier), with a mask (clipped lights left out) two.
+photo's; M leaves out the pixels around clipped lights. Solved by conjugate gradients, every product
+a small convolution (the normal matrix is the latent gradients' autocorrelation).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import math
 import cv2
 import numpy as np
 
-from ..fftutils import irfft2, psf2otf, rfft2
+from ..fftutils import irfft2, rfft2
 
 __all__ = ["initial_edge_threshold", "strong_edges", "kernel_from_gradients", "clean_kernel", "center_kernel",
            "resize_kernel", "delta", "odd"]
@@ -83,27 +83,26 @@ def _window(c: np.ndarray, size: int) -> np.ndarray:
 def kernel_from_gradients(latent_grads, blurred_grads, size: int, weight: float, *, mask=None,
                           iterations: int = 20, cut: float = 0.05) -> np.ndarray:
     """Least-squares kernel (``size`` x ``size``, centred, sum 1) from latent and blurred gradients
-    (lists of equally shaped (h, w) arrays); ``mask`` (h, w) in [0, 1] weights the blurred pixels (0:
-    left out, e.g. around clipped lights). Values below ``cut`` x the maximum are zeroed."""
+    (lists of equally shaped (h, w) arrays); ``mask`` (h, w) in [0, 1] leaves pixels out (0: e.g.
+    around clipped lights; applied to both gradients, which keeps the normal matrix a convolution).
+    Values below ``cut`` x the maximum are zeroed.
+
+    The normal matrix is the latent gradients' autocorrelation R: (A k)(q) = sum_q' R(q - q') k(q') +
+    weight k(q). Its lags within +-(size - 1) are read once from one FFT; every conjugate-gradient
+    product is then a small convolution, whatever the image size."""
     shape = latent_grads[0].shape
-    Lf = [rfft2(g.astype(np.float32)) for g in latent_grads]
-    if mask is None:
-        Bf = [rfft2(g.astype(np.float32)) for g in blurred_grads]
-        b = _window(irfft2(sum(np.conj(l) * bb for l, bb in zip(Lf, Bf)), shape), size)
-        M = sum((l.real ** 2 + l.imag ** 2) for l in Lf)
-
-        def apply(k):
-            return _window(irfft2(M * psf2otf(k.astype(np.float32), shape), shape), size) + weight * k
-    else:
+    if mask is not None:
         m = mask.astype(np.float32)
-        b = _window(irfft2(sum(np.conj(l) * rfft2(m * g) for l, g in zip(Lf, blurred_grads)), shape), size)
+        latent_grads = [g * m for g in latent_grads]
+        blurred_grads = [g * m for g in blurred_grads]
+    Lf = [rfft2(g.astype(np.float32)) for g in latent_grads]
+    Bf = [rfft2(g.astype(np.float32)) for g in blurred_grads]
+    b = _window(irfft2(sum(np.conj(l) * bb for l, bb in zip(Lf, Bf)), shape), size).astype(np.float64)
+    R = _window(irfft2(sum((l.real ** 2 + l.imag ** 2) for l in Lf), shape), 2 * size - 1).astype(np.float64)
+    from scipy.signal import fftconvolve
 
-        def apply(k):
-            K = psf2otf(k.astype(np.float32), shape)
-            acc = 0
-            for l in Lf:
-                acc = acc + np.conj(l) * rfft2(m * irfft2(l * K, shape))
-            return _window(irfft2(acc, shape), size) + weight * k
+    def apply(k):
+        return fftconvolve(R, k, mode="valid") + weight * k
 
     # Conjugate gradients from the flat kernel (as the reference code).
     k = np.full((size, size), 1.0 / (size * size))

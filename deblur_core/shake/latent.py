@@ -97,17 +97,18 @@ def l0_latent(y: np.ndarray, K: np.ndarray, settings, lam_pixel: float, lam_grad
         small = (h * h + v * v) < lam_grad / beta_g
         h[small] = 0
         v[small] = 0
-        num = KtY + beta_g * rfft2(_gradients_adjoint(h, v))
+        rhs = _gradients_adjoint(h, v)
+        rhs *= np.float32(beta_g)
         den = KtK + beta_g * DtD
         if prior != "none":
             if prior == "dark":
                 u = _dark_prior_target(x, np.float32(np.sqrt(lam_pixel / beta_p)), settings.dark_patch)
             else:
                 u = np.where(x * x < lam_pixel / beta_p, np.float32(0), x)
-            num = num + beta_p * rfft2(u)
-            den = den + beta_p
+            rhs += np.float32(beta_p) * u          # one transform for both targets (linear)
+            den += np.float32(beta_p)
             beta_p = min(beta_p * kappa, settings.max_pixel_beta)
-        x = irfft2(num / den, shape).astype(np.float32, copy=False)
+        x = irfft2((KtY + rfft2(rhs)) / den, shape).astype(np.float32, copy=False)
         beta_g *= kappa
     return x
 

@@ -94,13 +94,32 @@ def pick_region(gray: np.ndarray, usable: np.ndarray, side: int):
     return int(min(bx * f, W - sw)), int(min(by * f, H - sh)), int(sw), int(sh)
 
 
+_SMOOTH = 2.0   # px: gradients are counted on a smoothed copy, where noise is weak and blurred edges are not
+
+
+def _smoothed_gradient(gray: np.ndarray) -> np.ndarray:
+    g = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), _SMOOTH)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=1, scale=0.5)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=1, scale=0.5)
+    return np.hypot(gx, gy)
+
+
+def _gradient_noise_gain() -> float:
+    """Standard deviation of :func:`_smoothed_gradient` on unit white noise."""
+    rng = np.random.default_rng(0)
+    return float(_smoothed_gradient(rng.standard_normal((256, 256)).astype(np.float32))[16:-16, 16:-16].std())
+
+
+_NOISE_GAIN = _gradient_noise_gain()
+
+
 def useful_gradient_count(gray: np.ndarray, usable: np.ndarray, noise_sigma: float) -> int:
-    """Pixels whose gradient stands well above the noise, among the usable ones."""
-    gx = np.abs(np.diff(gray, axis=1))[:-1]
-    gy = np.abs(np.diff(gray, axis=0))[:, :-1]
-    mag = np.maximum(gx, gy)
-    thr = max(0.02, 6.0 * noise_sigma)
-    return int(((mag > thr) & usable[:-1, :-1]).sum())
+    """Pixels whose (smoothed) gradient stands well above what the noise alone makes, among the usable
+    ones. Blur spreads an edge but keeps its contrast, so a shaken edge still counts; a plain sky or
+    wall does not, however noisy."""
+    mag = _smoothed_gradient(gray)
+    thr = 6.0 * _NOISE_GAIN * max(noise_sigma, 5e-4) + 1e-3
+    return int(((mag > thr) & usable).sum())
 
 
 def check_gradients(gray: np.ndarray, usable: np.ndarray, kernel_side: int, noise_sigma: float) -> int:
