@@ -21,9 +21,10 @@ from .color import luminance, srgb_to_linear
 __all__ = ["power_cepstrum", "estimate_motion", "estimate_defocus", "edge_blur_sigma", "edge_ratio_sigma", "blur_map", "directional_blur",
            "working_luma", "edge_candidates"]
 
-# Calibrated on synthetic blur with this package's kernels (bench/bench_engine.py, train split):
-# the cepstral peak sits at the motion length; the defocus ring at about 1.91 times the radius.
-MOTION_OFFSET = 0.0
+# The cepstral peak of a motion blur sits at its length, which is taken as it is (no correction). The
+# defocus ring sits at about 1.91 times the radius, so its radius is scaled by 1 / 1.91 (measured on
+# synthetic blur with this package's kernels; bench/bench_engine.py reports the median length and
+# radius errors).
 DEFOCUS_SCALE = 0.523
 # The shortest motion the cepstral search looks at (px): an estimate there is the search's floor (no
 # signature found), not a measured length.
@@ -139,7 +140,7 @@ def estimate_motion(gray: np.ndarray, *, max_length: float = 80.0, cep=None):
     score = float(depth / spread)
     r = radii[ir] + _parabolic(A[ia, max(ir - 1, 0)], A[ia, ir], A[ia, min(ir + 1, len(radii) - 1)]) * 0.25
     ang = angles[ia] + _parabolic(A[(ia - 1) % len(angles), ir], A[ia, ir], A[(ia + 1) % len(angles), ir]) * 0.5
-    return float(max(r - MOTION_OFFSET, 1.0)), float(ang % 180.0), score
+    return float(max(r, 1.0)), float(ang % 180.0), score
 
 
 def estimate_defocus(gray: np.ndarray, *, max_radius: float = 30.0, cep=None):

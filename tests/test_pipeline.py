@@ -38,11 +38,14 @@ def test_motion_mode_estimates_and_restores(photo, motion_photo):
 
 
 def test_strength_orders_correction(photo, motion_photo):
-    res = [deblur(motion_photo, "motion", s, use_network=False) for s in (25, 50, 100)]
-    d = [np.abs(r.image - motion_photo).mean() for r in res]
-    assert d[0] < d[1]
-    # Above 50 the correction grows unless the over-sharpening guard caps it, and then it says so.
-    assert d[2] > d[1] or (res[2].report["guard"]["capped"] and res[2].report["warnings"])
+    """More strength, more correction: below 50 by fading toward the original, above 50 by relaxing the
+    regularisation. On this photo the over-sharpening guard leaves every strength as asked (halo 0.22
+    against its 0.25 limit at 100), so the ordering is the strength's alone."""
+    res = [deblur(motion_photo, "motion", s, use_network=False) for s in (25, 50, 75, 100)]
+    assert not any(r.report["guard"]["capped"] for r in res), [r.report["guard"]["message"] for r in res]
+    d = [float(np.abs(r.image - motion_photo).mean()) for r in res]
+    assert d[0] < d[1] < d[2] < d[3], d
+    assert d[0] == pytest.approx(d[1] / 2, rel=0.05), d  # 25 is half of the recommended correction
 
 
 def test_focus_mode(photo):
