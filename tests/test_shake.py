@@ -1,0 +1,129 @@
+"""The dark-channel shake estimator (deblur_core.shake), printed text on clipped paper (issue 24) and the
+do-no-harm check (deblur_core.harm, issue 19)."""
+import numpy as np
+import pytest
+
+from helpers import blur_linear
+from deblur_core import deblur
+from deblur_core.shake import ShakeSettings, TooFewEdges, estimate_kernel
+from deblur_core.shake.kernel_step import kernel_from_gradients, valid_gradients
+from deblur_core.shake.latent import dark_channel
+from deblur_core.shake.regions import check_gradients, usable_mask
+from deblur_core.kernels import motion_kernel
+from deblur_core.harm import MAX_RESIDUAL, reblur_residual
+from test_blind import hook_kernel, similarity
+
+
+def _page(white_share, seed=0, side=400, size=15):
+    """A printed page photographed with camera shake: black text on overexposed white paper (radiance
+    1.4, so the paper clips at 1), ``white_share`` of it plain paper; blurred in linear light."""
+    import cv2
+    from deblur_core.color import linear_to_srgb
+    from deblur_core.fftutils import convolve
+    rng = np.random.default_rng(seed)
+    img = np.full((side, side), 1.4, np.float32)
+    lines = max(1, int(side * (1 - white_share) / 24))
+    for r in range(lines):
+        txt = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz  "), 30))
+        cv2.putText(img, txt, (8, 30 + r * 26), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 0.03, 2, cv2.LINE_AA)
+    k = hook_kernel(size)
+    out = linear_to_srgb(np.clip(convolve(img, k), 0, 1)) + rng.normal(0, 0.003, (side, side)).astype(np.float32)
+    return np.repeat(np.clip(out, 0, 1)[..., None], 3, axis=2).astype(np.float32), k
+
+
+def test_kernel_step_recovers_the_kernel_from_the_sharp_image(gray_photo):
+    k = hook_kernel(15)
+    from deblur_core.fftutils import convolve
+    b = convolve(gray_photo, k)
+    est = kernel_from_gradients(list(valid_gradients(gray_photo)), list(valid_gradients(b)), 15, 2.0)
+    assert similarity(k, est) > 0.95
+    # a rotated kernel is told apart: the step is not symmetric by accident
+    assert similarity(np.rot90(k), est) < similarity(k, est) - 0.1
+
+
+def test_dark_channel_is_the_patch_minimum():
+    x = np.random.default_rng(0).random((40, 50)).astype(np.float32)
+    d = dark_channel(x, 5)
+    assert d[20, 25] == pytest.approx(x[18:23, 23:28].min())
+
+
+def test_estimate_on_a_shaken_photo(gray_photo):
+    k = hook_kernel(15)
+    blurred = blur_linear(gray_photo, k, noise=0.003, seed=2)
+    psf, info = estimate_kernel(blurred, 15)
+    assert psf.dtype == np.float32 and psf.shape[0] % 2 == 1 and abs(float(psf.sum()) - 1) < 1e-4
+    assert similarity(k, psf) > 0.6
+    assert info["method"].startswith("dark channel") and info["scales"] >= 2 and info["window"] == 15
+
+
+def test_settings_are_passed_in_not_module_state(gray_photo):
+    blurred = blur_linear(gray_photo, motion_kernel(9, 30), noise=0.003, seed=3)
+    _, info = estimate_kernel(blurred, 9, settings=ShakeSettings(iterations=1, denoise=False))
+    assert info["iterations"] == info["scales"] and info["denoised"] is False
+
+
+def test_useful_gradient_rule_both_sides():
+    rng = np.random.default_rng(4)
+    sky = np.clip(0.7 + np.linspace(0, 0.1, 300)[None, :] + rng.normal(0, 0.01, (300, 300)), 0, 1).astype(np.float32)
+    with pytest.raises(TooFewEdges, match="too few edges"):
+        check_gradients(sky, np.ones(sky.shape, bool), 15, 0.01)
+    page, _ = _page(0.85)
+    gray = page[..., 0]
+    usable, lights = usable_mask(page.max(axis=2), 15, 0.98)
+    clipped = page.max(axis=2) >= 0.98
+    assert (usable | clipped).mean() > 0.97      # the clipped paper is a flat area: the text stays usable
+    assert check_gradients(gray, usable, 15, 0.003) > 150
+
+
+def test_small_clipped_lights_are_left_out_with_their_trails():
+    top = np.zeros((200, 200), np.float32)
+    top[100, 93:108] = 1.0                      # a lamp's clipped trail
+    top[150, 150] = 1.0                         # a speck: harmless
+    top[:, :20] = 1.0                           # a large clipped area (sky, paper)
+    usable, lights = usable_mask(top, 15, 0.98)
+    assert lights == 1
+    assert not usable[100, 88] and not usable[108, 100]       # the lamp's kernel-sized margin
+    assert not usable[150, 150] and usable[150, 153]          # the speck: its own pixel only
+    assert not usable[50, 5] and usable[50, 25]               # the flat area: only its own pixels
+
+
+@pytest.mark.parametrize("white", [0.6, 0.9])
+@pytest.mark.parametrize("method", ["classic", "dark"])
+def test_printed_page_on_clipped_paper_is_restored_not_refused(white, method):
+    page, k = _page(white)
+    assert (page[..., 0] >= 0.99).mean() > 0.5
+    res = deblur(page, mode="shake", shake_method=method, shake_regions=1)
+    assert res.image.shape == page.shape and np.isfinite(res.image).all()
+    assert not np.array_equal(res.image, page)
+
+
+def test_a_plain_sky_is_refused_in_plain_words():
+    rng = np.random.default_rng(5)
+    sky = np.clip(0.6 + np.linspace(0, 0.15, 320)[:, None] + rng.normal(0, 0.004, (320, 320)), 0, 1)
+    sky = np.repeat(sky[..., None], 3, axis=2).astype(np.float32)
+    for method in ("classic", "dark"):
+        with pytest.raises(ValueError, match="too few edges"):
+            deblur(sky, mode="shake", shake_method=method, shake_regions=1)
+
+
+def test_reblur_residual_tells_a_right_kernel_from_a_wrong_one(photo):
+    from deblur_core.deconvolution import deconvolve
+    k = hook_kernel(15)
+    blurred = blur_linear(photo, k, noise=0.005, seed=6)
+    right = reblur_residual(blurred, deconvolve(blurred, k), k)
+    big = np.kron(k, np.ones((2, 2)))[:29, :29]
+    big = big / big.sum()
+    wrong = reblur_residual(blurred, deconvolve(blurred, big), big)
+    assert right < MAX_RESIDUAL < wrong
+
+
+def test_an_untrusted_kernel_falls_back_and_says_so(photo, monkeypatch):
+    """A kernel that does not explain the photo is never applied: the fallback is said in the report."""
+    import deblur_core.harm as harm
+    blurred = blur_linear(photo, hook_kernel(15), noise=0.005, seed=7)
+    monkeypatch.setattr(harm, "MAX_RESIDUAL", -1.0)         # nothing is trusted
+    res = deblur(blurred, mode="shake", shake_regions=1)
+    assert res.report["fallback"] == "sharpen" and res.kernel is None
+    assert res.report["harm"]["trusted"] is False
+    assert any("gentle sharpening was used instead" in w for w in res.report["warnings"])
+    assert "not trusted" in res.report["title"]
