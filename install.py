@@ -33,6 +33,7 @@ from tools import gimp_batch  # noqa: E402
 PLUGIN_NAME = "ai-deblur"
 PLUGIN_SRC = os.path.join(REPO, "plugins", PLUGIN_NAME)
 CONFIG_NAME = "ai-deblur.json"
+LOCALE_DIR = "locale"  # the plug-in's translations (its do_set_i18n names this folder)
 VENV = os.path.join(REPO, ".venv")
 REQUIREMENTS = os.path.join(REPO, "requirements.txt")
 REQUIREMENTS_DEV = os.path.join(REPO, "requirements-dev.txt")
@@ -190,12 +191,28 @@ def install_plugin(profile, gi_python, engine_python, preload="batch"):
         if name.endswith(".py") and not os.path.exists(os.path.join(PLUGIN_SRC, name)):
             os.remove(os.path.join(dest, name))
     shutil.rmtree(os.path.join(dest, "__pycache__"), ignore_errors=True)
+    _install_catalogs(dest)
     cfg = {"python": os.path.abspath(engine_python), "repo": REPO, "gi_python": gi_python,
            "installed": time.strftime("%Y-%m-%d %H:%M:%S"), "installer": os.path.abspath(__file__),
            "preload": preload}
     with open(os.path.join(dest, CONFIG_NAME), "w", encoding="utf-8") as fh:
         json.dump(cfg, fh, indent=1)
     return dest
+
+
+def _install_catalogs(dest):
+    """The plug-in's compiled translations, ``locale/<lang>/LC_MESSAGES/ai-deblur.mo``, into ``dest``.
+    The folder is made even with no catalog: the plug-in names it in ``do_set_i18n`` and GIMP warns
+    about a catalog folder that does not exist."""
+    src_root = os.path.join(PLUGIN_SRC, LOCALE_DIR)
+    dst_root = os.path.join(dest, LOCALE_DIR)
+    os.makedirs(dst_root, exist_ok=True)
+    for folder, _dirs, files in os.walk(src_root):
+        for name in files:
+            if name.endswith(".mo"):
+                target = os.path.join(dst_root, os.path.relpath(os.path.join(folder, name), src_root))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copyfile(os.path.join(folder, name), target)
 
 
 def uninstall_plugin(profile):
@@ -217,32 +234,15 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+# The engine's model table (deblur_core.network.MODELS) holds each shipped file and its sha256.
 _SPEC_PROBE = r'''
-import json, sys
-out = {}
+import json
 try:
-    from deblur_core import network
+    from deblur_core.network import MODELS
 except Exception as exc:
-    print(json.dumps({"error": str(exc)})); sys.exit(0)
-def walk(obj, key=None):
-    if isinstance(obj, dict):
-        sha = obj.get("sha256")
-        fname = obj.get("file") or obj.get("filename") or obj.get("path") or key
-        if isinstance(sha, str) and fname:
-            out[str(fname).replace("\\", "/").split("/")[-1]] = sha
-        for k, v in obj.items():
-            walk(v, k)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            walk(v, key)
-    elif hasattr(obj, "sha256") and isinstance(getattr(obj, "sha256"), str):
-        fname = getattr(obj, "file", None) or getattr(obj, "filename", None) or getattr(obj, "path", None) or key
-        if fname:
-            out[str(fname).replace("\\", "/").split("/")[-1]] = obj.sha256
-for name in dir(network):
-    if name.isupper() or name.lower() in ("specs", "models", "model_specs"):
-        walk(getattr(network, name), name)
-print(json.dumps({"specs": out}))
+    print(json.dumps({"error": str(exc)}))
+else:
+    print(json.dumps({"specs": {spec.file: spec.sha256 for spec in MODELS.values()}}))
 '''
 
 

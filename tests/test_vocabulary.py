@@ -11,10 +11,20 @@ from deblur_core.vocabulary import BLUR_TYPE_MODES, MASKS, MODES, mode_for_blur_
 PLUGIN = os.path.join(ROOT, "plugins", "ai-deblur", "ai-deblur.py")
 
 
+class _Untranslated(ast.NodeTransformer):
+    """N_("text") (marked for translation) -> "text"."""
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "N_" and len(node.args) == 1:
+            return node.args[0]
+        return node
+
+
 def _plugin_assignments():
-    """The plug-in's module-level constants: name -> value (literals only)."""
+    """The plug-in's module-level constants: name -> value (literals, translatable strings included)."""
     with open(PLUGIN, encoding="utf-8") as fh:
-        tree = ast.parse(fh.read(), PLUGIN)
+        tree = _Untranslated().visit(ast.parse(fh.read(), PLUGIN))
     found = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):

@@ -4,6 +4,7 @@
 # venv install.py created); this file only talks to GIMP (standard library + gi).
 # install.py rewrites the shebang above to a system Python that has GIMP's gi bindings.
 
+import gettext
 import json
 import os
 import re
@@ -24,35 +25,51 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import ai_deblur_client as client  # noqa: E402
 
 PLUG_IN_BINARY = "ai-deblur"
+# Translations, as GIMP's own Python plug-ins do it (their domain is "gimp30-python"): the plug-in's
+# gettext domain, its compiled catalogs in locale/<lang>/LC_MESSAGES/ai-deblur.mo inside the plug-in's
+# folder (a folder GIMP requires to exist: install.py makes it). Without a catalog for the user's
+# language the English strings show, and nothing is printed.
+TEXT_DOMAIN = "ai-deblur"
+LOCALE_DIR = "locale"  # relative to the plug-in's folder, as Gimp.PlugIn.do_set_i18n wants it
+gettext.bindtextdomain(TEXT_DOMAIN, os.path.join(os.path.dirname(os.path.realpath(__file__)), LOCALE_DIR))
+gettext.textdomain(TEXT_DOMAIN)
+_ = gettext.gettext
+
+
+def N_(message):
+    """Marks a string for translation where it is defined; _() translates it where it is shown."""
+    return message
+
+
 MENU_PATH = "<Image>/Filters/Enhance/AI Deblur"
 AUTHOR = "AI Deblur for GIMP contributors"
 
 # procedure name -> (engine mode or None for analyze, menu label, blurb)
 PROCEDURES = {
-    "plug-in-ai-deblur-auto": ("auto", "Auto Deblur...",
-                               "Detect the kind of blur and remove it"),
-    "plug-in-ai-deblur-motion": ("motion", "Motion Deblur...",
-                                 "Remove linear motion blur (length and angle estimated or given)"),
-    "plug-in-ai-deblur-focus": ("focus", "Focus Correction...",
-                                "Correct out-of-focus (defocus) blur"),
-    "plug-in-ai-deblur-shake": ("shake", "Camera Shake...",
-                                "Remove camera-shake blur with a blindly estimated kernel"),
-    "plug-in-ai-deblur-smart-sharpen": ("sharpen", "Smart Sharpen...",
-                                        "Halo-free sharpening for slight softness"),
-    "plug-in-ai-deblur-old-photo": ("old-photo", "Old Photo Clarity...",
-                                    "Restore clarity to soft scanned or old photographs"),
-    "plug-in-ai-deblur-analyze": (None, "Analyze Blur...",
-                                  "Report the kind and amount of blur and whether it can be fixed"),
+    "plug-in-ai-deblur-auto": ("auto", N_("Auto Deblur..."),
+                               N_("Detect the kind of blur and remove it")),
+    "plug-in-ai-deblur-motion": ("motion", N_("Motion Deblur..."),
+                                 N_("Remove linear motion blur (length and angle estimated or given)")),
+    "plug-in-ai-deblur-focus": ("focus", N_("Focus Correction..."),
+                                N_("Correct out-of-focus (defocus) blur")),
+    "plug-in-ai-deblur-shake": ("shake", N_("Camera Shake..."),
+                                N_("Remove camera-shake blur with a blindly estimated kernel")),
+    "plug-in-ai-deblur-smart-sharpen": ("sharpen", N_("Smart Sharpen..."),
+                                        N_("Halo-free sharpening for slight softness")),
+    "plug-in-ai-deblur-old-photo": ("old-photo", N_("Old Photo Clarity..."),
+                                    N_("Restore clarity to soft scanned or old photographs")),
+    "plug-in-ai-deblur-analyze": (None, N_("Analyze Blur..."),
+                                  N_("Report the kind and amount of blur and whether it can be fixed")),
 }
 
 MASK_CHOICES = [
     # nick, label, help
-    ("auto", "Auto (blur map)", "Apply where the image is blurred, computed by the engine"),
-    ("full", "Full (white)", "Apply everywhere"),
-    ("hidden", "Hidden (black)", "Add a black mask: paint white where the correction should show"),
-    ("selection", "Selection", "Apply inside the current selection"),
-    ("faces", "Faces", "Apply on detected faces"),
-    ("subject", "Subject", "Apply on the main subject"),
+    ("auto", N_("Auto (blur map)"), N_("Apply where the image is blurred, computed by the engine")),
+    ("full", N_("Full (white)"), N_("Apply everywhere")),
+    ("hidden", N_("Hidden (black)"), N_("Add a black mask: paint white where the correction should show")),
+    ("selection", N_("Selection"), N_("Apply inside the current selection")),
+    ("faces", N_("Faces"), N_("Apply on detected faces")),
+    ("subject", N_("Subject"), N_("Apply on the main subject")),
 ]
 # The engine cannot measure blur on less than this (deblur_core.classifier.analyze): smaller layers
 # and selections are refused with a message instead of getting a meaningless "already sharp" layer.
@@ -60,10 +77,6 @@ MIN_SIDE = 32
 
 ENGINE_MASK = {"auto": "auto", "faces": "faces", "subject": "subject",
                "full": "full", "hidden": "full", "selection": "full"}
-
-
-def _(text):
-    return text
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -353,7 +366,7 @@ def _black():
 
 
 # ---------------------------------------------------------------------------------------------------
-def _run_correction(procedure, mode, image, drawable, config):
+def _run_correction(mode, image, drawable, config):
     strength = float(config.get_property("strength"))
     mask_choice = config.get_property("mask") or "auto"
     if mask_choice not in ENGINE_MASK:
@@ -445,14 +458,15 @@ def _summary(report):
     btype = report.get("blur_type")
     if btype:
         conf = report.get("confidence")
-        lines.append("Blur: %s%s" % (btype, " (confidence %.0f%%)" % (100 * conf) if isinstance(conf, (int, float)) else ""))
+        lines.append(_("Blur: %s") % btype
+                     + (_(" (confidence %.0f%%)") % (100 * conf) if isinstance(conf, (int, float)) else ""))
     params = report.get("params")
     if isinstance(params, dict) and params:
-        lines.append("Parameters: " + ", ".join("%s %s" % (k, fmt(v)) for k, v in params.items()))
+        lines.append(_("Parameters: ") + ", ".join("%s %s" % (k, fmt(v)) for k, v in params.items()))
     if report.get("verdict"):
-        lines.append("Verdict: %s" % report["verdict"])
+        lines.append(_("Verdict: %s") % report["verdict"])
     if isinstance(report.get("noise_sigma"), (int, float)):
-        lines.append("Noise: %.3g" % report["noise_sigma"])
+        lines.append(_("Noise: %.3g") % report["noise_sigma"])
     for key in ("warnings", "advice", "message"):
         val = report.get(key)
         if isinstance(val, list):
@@ -540,7 +554,7 @@ def _kernel_layer(image, drawable, report, view):
     return layer
 
 
-def _run_analyze(procedure, run_mode, image, drawable, config):
+def _run_analyze(run_mode, image, drawable, config):
     Gimp.progress_init(_("AI Deblur: analyzing blur"))
     _region, report, outputs, timing = _engine_call(
         "analyze", image, drawable, {"want_kernel": bool(config.get_property("show-kernel"))},
@@ -984,9 +998,9 @@ def run_procedure(procedure, run_mode, image, drawables, config, data):
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
             _check_alive(image, drawable)  # the image may have been closed while the dialog was open
         if mode is None:
-            layer, report = _run_analyze(procedure, run_mode, image, drawable, config)
+            layer, report = _run_analyze(run_mode, image, drawable, config)
         else:
-            layer, report = _run_correction(procedure, mode, image, drawable, config)
+            layer, report = _run_correction(mode, image, drawable, config)
             if run_mode == Gimp.RunMode.INTERACTIVE:
                 _tell_user(layer, report)
         report.setdefault("plugin_timing", {})["start_s"] = start_s
@@ -995,7 +1009,7 @@ def run_procedure(procedure, run_mode, image, drawables, config, data):
     except Exception as exc:  # noqa: BLE001 - never leave GIMP with a Python traceback only
         import traceback
         traceback.print_exc()
-        return _error(procedure, "AI Deblur failed: %s: %s" % (type(exc).__name__, exc))
+        return _error(procedure, _("AI Deblur failed: %s: %s") % (type(exc).__name__, exc))
     finally:
         try:
             Gimp.progress_end()
@@ -1006,7 +1020,7 @@ def run_procedure(procedure, run_mode, image, drawables, config, data):
 
 class AIDeblur(Gimp.PlugIn):
     def do_set_i18n(self, procname):
-        return False
+        return True, TEXT_DOMAIN, LOCALE_DIR
 
     def do_query_procedures(self):
         return list(PROCEDURES)
@@ -1027,55 +1041,55 @@ class AIDeblur(Gimp.PlugIn):
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_procedure, None)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
-        procedure.set_menu_label(label)
+        procedure.set_menu_label(_(label))
         procedure.add_menu_path(MENU_PATH)
-        help_text = blurb + ". The result is a new layer above the source (the source is not changed), " \
-                            "with a layer mask; the engine runs in a separate process."
-        procedure.set_documentation(blurb, help_text, name)
+        help_text = _(blurb) + _(". The result is a new layer above the source (the source is not changed), "
+                                 "with a layer mask; the engine runs in a separate process.")
+        procedure.set_documentation(_(blurb), help_text, name)
         procedure.set_attribution(AUTHOR, AUTHOR, "2026")
         rw = GObject.ParamFlags.READWRITE
 
         if mode is None:
-            procedure.add_boolean_argument("show-kernel", "Show _kernel",
-                                           "Add a small layer showing the estimated blur kernel", False, rw)
+            procedure.add_boolean_argument("show-kernel", _("Show _kernel"),
+                                           _("Add a small layer showing the estimated blur kernel"), False, rw)
         else:
-            procedure.add_double_argument("strength", "Stre_ngth", "Correction strength (0-100)",
+            procedure.add_double_argument("strength", _("Stre_ngth"), _("Correction strength (0-100)"),
                                           0.0, 100.0, 50.0, rw)
             choice = Gimp.Choice.new()
             for i, (nick, clabel, chelp) in enumerate(MASK_CHOICES):
-                choice.add(nick, i, clabel, chelp)
-            procedure.add_choice_argument("mask", "_Mask", "Layer mask of the new layer",
+                choice.add(nick, i, _(clabel), _(chelp))
+            procedure.add_choice_argument("mask", _("_Mask"), _("Layer mask of the new layer"),
                                           choice, "auto", rw)
             if mode == "motion":
-                procedure.add_double_argument("length", "L_ength (px)", "Blur length in pixels, 0 = auto",
+                procedure.add_double_argument("length", _("L_ength (px)"), _("Blur length in pixels, 0 = auto"),
                                               0.0, 500.0, 0.0, rw)
-                procedure.add_double_argument("angle", "An_gle (degrees)",
-                                              "Blur direction in degrees (180 = horizontal), 0 = auto",
+                procedure.add_double_argument("angle", _("An_gle (degrees)"),
+                                              _("Blur direction in degrees (180 = horizontal), 0 = auto"),
                                               0.0, 180.0, 0.0, rw)
             elif mode == "focus":
-                procedure.add_double_argument("radius", "Ra_dius (px)", "Defocus radius in pixels, 0 = auto",
+                procedure.add_double_argument("radius", _("Ra_dius (px)"), _("Defocus radius in pixels, 0 = auto"),
                                               0.0, 100.0, 0.0, rw)
             elif mode == "shake":
-                procedure.add_int_argument("kernel-size", "_Kernel size (px)",
-                                           "Largest shake extent in pixels, 0 = auto (a guess will do: a window "
-                                           "a quarter larger competes with it)", 0, 301, 0, rw)
-                procedure.add_int_argument("regions", "Re_gions per side (shake varies across the photo)",
-                                           "For shake that differs across the photo (the camera turned): the "
-                                           "photo is split into N x N regions, each with its own blur estimate "
-                                           "(1 = the same blur everywhere; 0 = auto: 2 on photos at least 1024 px "
-                                           "on the shorter side; ignored with a selection)", 0, 4, 0, rw)
+                procedure.add_int_argument("kernel-size", _("_Kernel size (px)"),
+                                           _("Largest shake extent in pixels, 0 = auto (a guess will do: a window "
+                                             "a quarter larger competes with it)"), 0, 301, 0, rw)
+                procedure.add_int_argument("regions", _("Re_gions per side (shake varies across the photo)"),
+                                           _("For shake that differs across the photo (the camera turned): the "
+                                             "photo is split into N x N regions, each with its own blur estimate "
+                                             "(1 = the same blur everywhere; 0 = auto: 2 on photos at least 1024 "
+                                             "px on the shorter side; ignored with a selection)"), 0, 4, 0, rw)
             elif mode == "sharpen":
-                procedure.add_double_argument("radius", "Ra_dius (px)", "Sharpening radius, 0 = auto",
+                procedure.add_double_argument("radius", _("Ra_dius (px)"), _("Sharpening radius, 0 = auto"),
                                               0.0, 50.0, 0.0, rw)
-                procedure.add_double_argument("amount", "_Amount", "Sharpening amount, 0 = auto",
+                procedure.add_double_argument("amount", _("_Amount"), _("Sharpening amount, 0 = auto"),
                                               0.0, 10.0, 0.0, rw)
-                procedure.add_double_argument("threshold", "_Threshold",
-                                              "Leave contrasts below this alone (0-1), 0 = auto",
+                procedure.add_double_argument("threshold", _("_Threshold"),
+                                              _("Leave contrasts below this alone (0-1), 0 = auto"),
                                               0.0, 1.0, 0.0, rw)
-            procedure.add_layer_return_value("layer", "Layer", "The new layer", True, rw)
+            procedure.add_layer_return_value("layer", _("Layer"), _("The new layer"), True, rw)
         if mode is None:
-            procedure.add_layer_return_value("layer", "Layer", "The kernel layer (if shown)", True, rw)
-        procedure.add_string_return_value("report", "Report", "The engine's report as JSON", "", rw)
+            procedure.add_layer_return_value("layer", _("Layer"), _("The kernel layer (if shown)"), True, rw)
+        procedure.add_string_return_value("report", _("Report"), _("The engine's report as JSON"), "", rw)
         return procedure
 
 

@@ -22,7 +22,8 @@ def test_install_is_idempotent_and_pins_the_shebang(tmp_path, gimp):
         assert p.returncode == 0, p.stdout + p.stderr
     dest = profile / "plug-ins" / "ai-deblur"
     main = dest / "ai-deblur.py"
-    assert sorted(os.listdir(dest)) == ["ai-deblur.json", "ai-deblur.py", "ai_deblur_client.py"]
+    assert sorted(os.listdir(dest)) == ["ai-deblur.json", "ai-deblur.py", "ai_deblur_client.py", "locale"]
+    assert os.path.isdir(dest / "locale")  # the translations' folder the plug-in names (do_set_i18n)
     assert os.access(main, os.X_OK)
     raw = main.read_bytes()
     assert b"\r\n" not in raw

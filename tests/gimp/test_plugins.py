@@ -113,6 +113,15 @@ def test_all_procedures_registered_with_menu(results):
             assert "strength" in info["args"] and "mask" in info["args"]
 
 
+def test_translations_set_up_without_warnings(results, gimp_profile):
+    """The plug-in uses gettext with its own domain and catalog folder inside its folder, as GIMP's own
+    Python plug-ins do (do_set_i18n); with no catalog for the language, the English strings show and
+    GIMP prints nothing about it (it warns about a catalog folder that is missing or outside)."""
+    assert os.path.isdir(os.path.join(str(gimp_profile), "plug-ins", "ai-deblur", "locale"))
+    ours = [line for line in results["_log"].splitlines() if line.startswith("[plug-in-ai-deblur")]
+    assert not [line for line in ours if "catalog directory" in line or "Localization disabled" in line], ours
+
+
 @pytest.mark.parametrize("case", CORRECTIONS, ids=[c["id"] for c in CORRECTIONS])
 def test_correction_adds_layer_above_source(results, case):
     rec = _case(results, case["id"])
