@@ -229,7 +229,8 @@ def latent_net_estimator(onnx_path: str):
         gx = [g * footprint_in for g in blind._grad(xpad)]
         k = blind._kernel_ls([blind.rfft2(g) for g in gx], [blind.rfft2(g) for g in gy], ks, blind._delta(ks),
                              2e-3, shape=ypad.shape)
-        k = blind._final_trim(blind._clean_kernel(k, blind._OPT["thr"], blind._OPT["min_mass"]))
+        opt = blind.DEFAULT_SETTINGS
+        k = blind._final_trim(blind._clean_kernel(k, opt.thr, opt.min_mass))
         return k.astype(np.float32), {"roi": [0, 0, w, h]}
     return estimate
 
@@ -275,14 +276,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     policy_for(args.size ** 2)  # the memory policy of the engine's own processes (deblur_core/memory.py)
 
+    import functools
     from deblur_core import blind
-    estimate_kernel = blind.estimate_kernel
+    classic = blind.DEFAULT_SETTINGS.but(**({"grow": None} if args.single_window else {}),
+                                         **({"fine_denoise": False} if args.classic_fine else {}))
+    estimate_kernel = functools.partial(blind.estimate_kernel, settings=classic)
     if args.method == "dark":
         from deblur_core.shake import estimate_kernel
-    if args.single_window:
-        blind._OPT["grow"] = None
-    if args.classic_fine:
-        blind._OPT["fine_denoise"] = False
     if args.latent_net:
         if args.auto_size:
             ap.error("--latent-net needs the size given (no --auto-size)")

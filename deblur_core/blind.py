@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.fft as sfft
@@ -51,7 +52,7 @@ import scipy.fft as sfft
 from .color import luminance, srgb_to_linear, validate_image
 from .fftutils import pad_for_deconvolution, psf2otf
 
-__all__ = ["estimate_kernel", "refine_kernel", "MIN_KERNEL", "MAX_KERNEL"]
+__all__ = ["estimate_kernel", "refine_kernel", "ClassicSettings", "DEFAULT_SETTINGS", "MIN_KERNEL", "MAX_KERNEL"]
 
 
 # FFT threads: region-sized arrays of up to ~0.4 M elements (the default 640 px region) gain nothing
@@ -70,6 +71,12 @@ def _workers(x: np.ndarray) -> int:
     return _FFT_WORKERS if alone is None or alone() else 1
 
 
+def set_fft_sharing(alone) -> None:
+    """In the calling thread: large FFTs use both workers only while ``alone()`` is true (no other estimate
+    runs beside this one); None: always (the default)."""
+    _fft_thread.alone = alone
+
+
 def rfft2(x: np.ndarray) -> np.ndarray:
     return sfft.rfft2(x, workers=_workers(x))
 
@@ -84,9 +91,32 @@ _RATIO = math.sqrt(0.5)
 _COARSEST = 5
 # Settings (measured with bench/bench_shake.py; what each does and every variant tried, with its
 # figures: docs/experiments/shake.md, "classic estimator").
-_OPT = {"select": True, "normalize": True, "keep_frac": 0.005, "lam_end": 1e-3, "nonneg_iters": 100, "l1": 0.0, "coarse_extra": 0, "thr": 0.08, "min_mass": 0.02, "smooth": 0.002, "per_bin": True, "kappa": 2.0,
-        "trim_mass": 0.99, "starts": 3, "switch_ks": 13, "ns_w": 0.03,
-        "pair_ks": 23, "grow": (1.25, 4), "fine_denoise": True}
+@dataclass(frozen=True)
+class ClassicSettings:
+    """Knobs of the classic estimator, passed in (``estimate_kernel(..., settings=...)``), never module
+    state; one line of rationale each, figures in docs/experiments/shake.md."""
+
+    keep_frac: float = 0.005            # Cho & Lee edge selection: at least this share of the region per bin
+    lam_end: float = 1e-3               # L0 weight at the finest level (the ``lam`` argument is the coarsest)
+    nonneg_iters: int = 100             # FISTA refinement of the kernel with k >= 0
+    thr: float = 0.08                   # clean-up: values below thr x the maximum are cut
+    min_mass: float = 0.02              # clean-up: components with less of the mass are pruned
+    smooth: float = 0.002               # weight of |grad k|^2: keeps thin trajectories continuous
+    kappa: float = 2.0                  # HQS rate of the L0 step
+    trim_mass: float = 0.99             # the returned kernel keeps the centred square with this share of the mass
+    starts: int = 3                     # multi-start on the coarse levels: a cross, lines along / across the cepstrum
+    switch_ks: int = 13                 # ... up to the first level with a kernel of this size
+    ns_w: float = 0.03                  # Wiener weight of the sparsity score that picks among candidates
+    pair_ks: int | None = 23            # size found: a window of this size competes with the generous one
+    grow: tuple | None = (1.25, 4)      # size given: a grow[0] x size + grow[1] window competes with it
+    fine_denoise: bool = True           # the finest level on the denoised region, consistent kernel step
+
+    def but(self, **changes) -> "ClassicSettings":
+        """A copy with ``changes`` (for benches and tests)."""
+        return replace(self, **changes)
+
+
+DEFAULT_SETTINGS = ClassicSettings()
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,13 +305,7 @@ def _select_edges(gx: np.ndarray, gy: np.ndarray, weight: np.ndarray, n_keep: in
             continue
         kk = min(n_keep, m.size)
         thr[b] = np.partition(m, m.size - kk)[m.size - kk]
-    if _OPT["per_bin"]:
-        keep = (mag > 0) & (mag >= thr[bins])
-    else:
-        t = thr.min()
-        if not np.isfinite(t):
-            return gx * weight, gy * weight
-        keep = mag >= t
+    keep = (mag > 0) & (mag >= thr[bins])
     return np.where(keep, gx, 0).astype(np.float32), np.where(keep, gy, 0).astype(np.float32)
 
 
@@ -296,7 +320,7 @@ def _window(c: np.ndarray, r: int) -> np.ndarray:
 
 
 def _kernel_ls(Xs, Ys, size: int, k0: np.ndarray, gamma_rel: float, iters: int = 30,
-               shape=None) -> np.ndarray:
+               shape=None, smooth: float = 0.002, nonneg_iters: int = 100) -> np.ndarray:
     """argmin_k sum_d ||x_d * k - y_d||^2 + gamma ||k||^2 over kernels of ``size`` (centred).
 
     ``Xs``/``Ys`` are rFFTs of the (selected) latent and the blurred gradients. The normal matrix is
@@ -314,7 +338,7 @@ def _kernel_ls(Xs, Ys, size: int, k0: np.ndarray, gamma_rel: float, iters: int =
     n = sfft.next_fast_len(6 * r + 1, real=True)
     Rf = sfft.rfft2(R, s=(n, n))
 
-    gsm = _OPT["smooth"] * R[2 * r, 2 * r]
+    gsm = smooth * R[2 * r, 2 * r]
 
     if size <= _DENSE_MAX:
         # Small windows: the normal matrix itself (at most 625 x 625); one matrix product per CG/FISTA
@@ -352,9 +376,8 @@ def _kernel_ls(Xs, Ys, size: int, k0: np.ndarray, gamma_rel: float, iters: int =
             break
         p = res + (rs_new / rs) * p
         rs = rs_new
-    if _OPT.get("nonneg_iters", 0) > 0:
-        k = _nonneg_refine(A, b, np.clip(k, 0, None), float(den.max()) + gamma + 8 * gsm,
-                           _OPT.get("l1", 0.0) * float(np.abs(b).max()), _OPT["nonneg_iters"])
+    if nonneg_iters > 0:
+        k = _nonneg_refine(A, b, np.clip(k, 0, None), float(den.max()) + gamma + 8 * gsm, 0.0, nonneg_iters)
     return k
 
 
@@ -392,7 +415,7 @@ def _nonneg_refine(A, b, k, L, mu, iters):
 # --------------------------------------------------------------------------------------------
 # region choice and masks
 # --------------------------------------------------------------------------------------------
-def _saturation_mask(lin_max: np.ndarray, kernel_size: int) -> np.ndarray:
+def saturation_mask(lin_max: np.ndarray, kernel_size: int) -> np.ndarray:
     """True where the blur model holds: away from clipped lights (dilated by the kernel); large flat
     clipped areas (white paper, sky) leave out only their own pixels (issue 24; the rule lives in
     :func:`deblur_core.shake.regions.usable_mask`)."""
@@ -400,7 +423,7 @@ def _saturation_mask(lin_max: np.ndarray, kernel_size: int) -> np.ndarray:
     return usable_mask(lin_max, kernel_size, 0.97)[0]
 
 
-def _pick_region(luma: np.ndarray, valid: np.ndarray, side_h: int, side_w: int):
+def pick_region(luma: np.ndarray, valid: np.ndarray, side_h: int, side_w: int):
     """(x, y, w, h) of the window with the most strong edges (saturated zones not counted)."""
     import cv2
     H, W = luma.shape
@@ -439,7 +462,8 @@ def _pick_region(luma: np.ndarray, valid: np.ndarray, side_h: int, side_w: int):
 # --------------------------------------------------------------------------------------------
 def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=None, progress=None,
                     max_region: int = 640, iterations: int = 5, lam: float = 0.06,
-                    gamma_rel: float = 2e-3, linear: bool = True, _prep=None):
+                    gamma_rel: float = 2e-3, linear: bool = True, settings: ClassicSettings = DEFAULT_SETTINGS,
+                    _prep=None):
     """Estimate a camera-shake kernel from a blurred photo.
 
     Parameters
@@ -457,7 +481,8 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
         Latent/kernel alternations per pyramid level.
     linear : bool
         Convert to linear light first (True for photos).
-    _prep : private: the photo's working luminance (:func:`_working_luma`) when the caller has it.
+    settings : :class:`ClassicSettings`
+    _prep : private: the photo's working luminance (:func:`working_luma`) when the caller has it.
 
     Returns
     -------
@@ -467,12 +492,12 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
     Raises ValueError for a kernel size outside 3..101 or one too large for the image/region.
     """
     kw = dict(roi=roi, progress=progress, max_region=max_region, iterations=iterations, lam=lam,
-              gamma_rel=gamma_rel, linear=linear, _prep=_prep)
-    if kernel_size is None and _OPT["pair_ks"]:
-        return _estimate_pair(image, None, int(_OPT["pair_ks"]) | 1, **kw)
-    if kernel_size is not None and _OPT["grow"] and MIN_KERNEL <= int(kernel_size) <= MAX_KERNEL:
+              gamma_rel=gamma_rel, linear=linear, settings=settings, _prep=_prep)
+    if kernel_size is None and settings.pair_ks:
+        return _estimate_pair(image, None, int(settings.pair_ks) | 1, **kw)
+    if kernel_size is not None and settings.grow and MIN_KERNEL <= int(kernel_size) <= MAX_KERNEL:
         given = int(kernel_size) | 1
-        grown = min(_odd(given * _OPT["grow"][0] + _OPT["grow"][1]), MAX_KERNEL)
+        grown = min(_odd(given * settings.grow[0] + settings.grow[1]), MAX_KERNEL)
         if grown > given:
             return _estimate_pair(image, given, grown, **kw)
     return _estimate(image, kernel_size, **kw)
@@ -492,11 +517,11 @@ def _estimate_pair(image, size_a, size_b, *, progress, roi, _prep=None, **kw):
     The two estimates run side by side in two threads on the same region and working luminance (the
     FFTs and most array maths release the GIL): 1.35-1.5x faster on 2 cores, the same kernels."""
     t0 = time.perf_counter()
-    prep = _working_luma(validate_image(image), kw.get("linear", True)) if _prep is None else _prep
+    prep = working_luma(validate_image(image), kw.get("linear", True)) if _prep is None else _prep
     H, W = prep[0].shape
     roi = _default_region(prep, kw["max_region"], size_a) if roi is None else _clip_region(roi, W, H)
-    fine = _denoised_region(image, roi, kw.get("linear", True)) if _OPT["fine_denoise"] else None
-    shared = _PartsProgress(progress, 2, lambda done, n: "Kernel estimated" if done == n
+    fine = _denoised_region(image, roi, kw.get("linear", True)) if kw["settings"].fine_denoise else None
+    shared = PartsProgress(progress, 2, lambda done, n: "Kernel estimated" if done == n
                             else "Estimating the shake kernel (two window sizes)")
     finished = [threading.Event(), threading.Event()]
 
@@ -523,8 +548,8 @@ def _estimate_pair(image, size_a, size_b, *, progress, roi, _prep=None, **kw):
             raise
     if psf_b is None or (size_a is None and info_a["window"] <= size_b):
         return psf_a, info_a
-    region = _region_luma(prep[0], info_a["roi"])
-    scores = [_region_sparsity(region, k) for k in (psf_a, psf_b)]
+    region = region_luma(prep[0], info_a["roi"])
+    scores = [region_sparsity(region, k) for k in (psf_a, psf_b)]
     psf, info = (psf_a, info_a) if scores[0] <= scores[1] else (psf_b, info_b)
     info = dict(info, requested_size=info_a["requested_size"], auto_size=size_a is None,
                 runtime_s=round(time.perf_counter() - t0, 3),
@@ -537,7 +562,7 @@ class _Cancelled(Exception):
     """The other estimate of a pair failed or was cancelled: this one stops too."""
 
 
-class _PartsProgress:
+class PartsProgress:
     """Progress for ``n`` jobs running at once (the two estimates of a pair, the cells of a grid): each
     part reports its fraction, ``progress`` gets their mean and one message, ``message(done, n)``, under
     a lock (it need not be thread-safe); the jobs' own messages ("level 2/4", "level 3/3") would
@@ -607,10 +632,10 @@ def _default_region(prep, max_region, kernel_size=None):
     luma, lin_max = prep
     ks = _auto_window(min(luma.shape)) if kernel_size is None else int(kernel_size) | 1
     side = max(max_region, 6 * ks)
-    return _pick_region(luma, _saturation_mask(lin_max, ks), side, side)
+    return pick_region(luma, saturation_mask(lin_max, ks), side, side)
 
 
-def _working_luma(img, linear):
+def working_luma(img, linear):
     """(luminance, per-pixel channel maximum), in linear light when ``linear`` (blur happens there)."""
     if img.ndim == 3:
         rgb = img[..., :3] if img.shape[2] >= 3 else img[..., :1]
@@ -633,24 +658,25 @@ def _normalized(yb):
     return (yb - lo) / scale
 
 
-def _region_luma(luma, roi):
-    """The region ``roi`` (x, y, w, h) of a working luminance (:func:`_working_luma`), normalised."""
+def region_luma(luma, roi):
+    """The region ``roi`` (x, y, w, h) of a working luminance (:func:`working_luma`), normalised."""
     x0, y0, w, h = roi
     return _normalized(luma[y0:y0 + h, x0:x0 + w].astype(np.float32))
 
 
-def _region_sparsity(region, k):
+def region_sparsity(region, k, ns_w: float = DEFAULT_SETTINGS.ns_w):
     ypad, crop = pad_for_deconvolution(region, k.shape, margin=max(k.shape) + 4)
-    return _sparsity(ypad, crop, k, _grad_energy_otf(ypad.shape), _OPT["ns_w"])
+    return _sparsity(ypad, crop, k, _grad_energy_otf(ypad.shape), ns_w)
 
 
-def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam, gamma_rel, linear, _prep=None,
+def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam, gamma_rel, linear, settings,
+              _prep=None,
               _init=None, _fine=None):
     t0 = time.perf_counter()
     report = progress if progress is not None else (lambda f, m: None)
 
     # A caller passing _prep has validated the photo (the pair, the grid's n^2 cells): no second pass.
-    luma, lin_max = _working_luma(validate_image(image), linear) if _prep is None else _prep
+    luma, lin_max = working_luma(validate_image(image), linear) if _prep is None else _prep
     H, W = luma.shape
 
     # --- region ---
@@ -673,21 +699,21 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         raise ValueError(f"a {ks_req} px kernel is too large for a {ref_side} px image/region: "
                          f"select a region at least {2 * ks_req} px wide and high, or a smaller kernel")
 
-    valid_full = _saturation_mask(lin_max, ks_req)
+    valid_full = saturation_mask(lin_max, ks_req)
     if region is None:
         side = max(max_region, 6 * ks_req)
-        region = _pick_region(luma, valid_full, side, side)
+        region = pick_region(luma, valid_full, side, side)
     x0, y0, w, h = region
     yb = luma[y0:y0 + h, x0:x0 + w].astype(np.float32)
     # The finest level's input: the region denoised (see the fine_denoise knob), scaled like ``yb``.
     fine = None
-    if _OPT["fine_denoise"] and not auto:
+    opt = settings
+    if opt.fine_denoise and not auto:
         fine = _fine if _fine is not None else _denoised_region(image, region, linear)
     yb_fine = fine["luma"] if fine is not None else None
-    if _OPT["normalize"]:
-        lo, scale = _contrast_range(yb)
-        yb = (yb - lo) / scale
-        yb_fine = None if yb_fine is None else (yb_fine - lo) / scale
+    lo, scale = _contrast_range(yb)     # a standard contrast: the L0 weight means the same on every photo
+    yb = (yb - lo) / scale
+    yb_fine = None if yb_fine is None else (yb_fine - lo) / scale
     valid = valid_full[y0:y0 + h, x0:x0 + w]
     _check_edges(luma[y0:y0 + h, x0:x0 + w], valid, ks_req)
 
@@ -695,18 +721,18 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     n_levels = max(1, int(math.floor(math.log(_COARSEST / ks_req) / math.log(_RATIO))) + 1) if ks_req > _COARSEST else 1
     sizes = [_odd(ks_req * _RATIO ** (n_levels - 1 - i)) if i < n_levels - 1 else ks_req for i in range(n_levels)]
     sizes = [max(3, s) for s in sizes]
-    n_its = [iterations + (_OPT["coarse_extra"] if li < n_levels - 2 else 0) for li in range(n_levels)]
+    n_its = [iterations] * n_levels
     # Multi-start on the cheap coarse levels (up to the first level with a kernel of switch_ks px):
     # each start runs them, the one whose kernel gives the sparsest deconvolved gradients there
     # (Krishnan et al.'s normalized sparsity) goes on to the fine levels.
     n_coarse = 0
-    while n_coarse < n_levels - 1 and sizes[n_coarse] < _OPT["switch_ks"]:
+    while n_coarse < n_levels - 1 and sizes[n_coarse] < opt.switch_ks:
         n_coarse += 1
     if _init is not None:   # refine a given kernel: the finest level only (see refine_kernel)
         starts, n_coarse = [], n_levels - 1
         planned = n_its[-1]
     else:
-        starts = _starts(luma, _OPT["starts"]) if n_coarse > 0 else [None]
+        starts = _starts(luma, opt.starts) if n_coarse > 0 else [None]
         planned = len(starts) * sum(n_its[:n_coarse]) + sum(n_its[n_coarse:])
     done = [0]
 
@@ -717,7 +743,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         ks = max(ks, 3)
         # L0 weight: from ``lam`` at the coarsest level down to lam_end at the finest (a strong
         # prior first, to avoid the trivial delta solution; finer edges when the kernel is close).
-        lam_l = lam * (_OPT["lam_end"] / lam) ** (li / max(n_levels - 1, 1))
+        lam_l = lam * (opt.lam_end / lam) ** (li / max(n_levels - 1, 1))
         sh, sw = max(8, int(round(h * scale))), max(8, int(round(w * scale)))
         finest = li == n_levels - 1 and yb_fine is not None
         ys = _resize(yb_fine if finest else yb, (sh, sw))
@@ -748,16 +774,17 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         xl = ypad
         for it in range(n_its[li]):
             K = psf2otf(k.astype(np.float32), shape)
-            xl = _l0_latent(ypad, Y, K, DtD, lam_l, kappa=_OPT["kappa"])
+            xl = _l0_latent(ypad, Y, K, DtD, lam_l, kappa=opt.kappa)
             gx, gy = _grad(xl)
-            if _OPT["select"] and not finest:
-                gx, gy = _select_edges(gx, gy, wpad, max(n_keep, int(_OPT["keep_frac"] * vs.sum())))
+            if not finest:
+                gx, gy = _select_edges(gx, gy, wpad, max(n_keep, int(opt.keep_frac * vs.sum())))
             else:
                 gx, gy = gx * wpad, gy * wpad
             Xs = (rfft2(gx), rfft2(gy))
-            k_new = _kernel_ls(Xs, Ysg, ks, k, gamma_rel, shape=shape)
-            k = _clean_kernel(k_new, _OPT["thr"], _OPT["min_mass"])
-            lam_l = max(lam_l / 1.1, _OPT["lam_end"] * 0.5)
+            k_new = _kernel_ls(Xs, Ysg, ks, k, gamma_rel, shape=shape, smooth=opt.smooth,
+                               nonneg_iters=opt.nonneg_iters)
+            k = _clean_kernel(k_new, opt.thr, opt.min_mass)
+            lam_l = max(lam_l / 1.1, opt.lam_end * 0.5)
             done[0] += 1
             report(min(done[0] / planned, 1.0) * 0.95,
                    f"Estimating the shake kernel: level {li + 1}/{n_levels}")
@@ -765,8 +792,6 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         if auto and li < n_levels - 1:
             # Shrink a generous window to the support found (plus a margin) before finer levels.
             size_limit = min(size_limit, max(9, _odd((ext + 4) / max(scale, 1e-6) * 1.25)))
-        if "debug" in _OPT:
-            _OPT["debug"].append(k.copy())
         lv = {"kernel": int(ks), "image": [int(sw), int(sh)], "extent": int(ext)}
         return k, size_limit, lv, (ypad, crop, DtD, xl, wpad, Ysg)
 
@@ -777,7 +802,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
             k, size_limit, lv, ctx = run_level(li, k, size_limit)
             lvs.append(lv)
         if len(starts) > 1:
-            score = _sparsity(ctx[0], ctx[1], k, ctx[2], _OPT["ns_w"])
+            score = _sparsity(ctx[0], ctx[1], k, ctx[2], opt.ns_w)
             if best is None or score < best[0]:
                 best = (score, k, size_limit, lvs)
         else:
@@ -788,7 +813,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         level_info.append(lv)
     ypad, crop, DtD, xl, wpad, Ysg = ctx
     total_iters = done[0]
-    psf = _final_trim(k)
+    psf = _final_trim(k, opt.trim_mass)
     conf = _confidence(xl, k, wpad, Ysg)
     report(1.0, "Kernel estimated")
     info = {
@@ -844,7 +869,7 @@ def _denoised_region(image, region, linear):
     except Exception as exc:  # noqa: BLE001 - a missing or corrupt model: estimate without it, say so
         return {"luma": None, "sigma": None,
                 "warning": f"denoiser unavailable ({exc}); the kernel's finest level used the noisy photo"}
-    luma, _ = _working_luma(clean, linear)
+    luma, _ = working_luma(clean, linear)
     return {"luma": luma.astype(np.float32), "sigma": sigma, "warning": None}
 
 
@@ -863,16 +888,17 @@ def _embed(k: np.ndarray, size: int) -> np.ndarray:
 
 def refine_kernel(image: np.ndarray, psf: np.ndarray, kernel_size: int, *, roi=None, progress=None,
                   max_region: int = 640, iterations: int = 5, lam: float = 0.06, gamma_rel: float = 2e-3,
-                  linear: bool = True, _prep=None):
+                  linear: bool = True, settings: ClassicSettings = DEFAULT_SETTINGS, _prep=None):
     """Refine a kernel on another region: the finest level of :func:`estimate_kernel` only, started
     from ``psf`` (centred in a ``kernel_size`` window). Same arguments and returns as
     :func:`estimate_kernel`; cheaper (no coarse levels) and anchored to ``psf``, for kernels that vary
     slowly across a photo (:mod:`deblur_core.spatial`, which passes the photo's working luminance,
-    ``_prep`` = :func:`_working_luma`, once for all its cells)."""
+    ``_prep`` = :func:`working_luma`, once for all its cells)."""
     if kernel_size is None:
         raise ValueError("refine_kernel needs the kernel window size")
     return _estimate(image, kernel_size, roi=roi, progress=progress, max_region=max_region, iterations=iterations,
-                     lam=lam, gamma_rel=gamma_rel, linear=linear, _prep=_prep, _init=np.asarray(psf, np.float64))
+                     lam=lam, gamma_rel=gamma_rel, linear=linear, settings=settings, _prep=_prep,
+                     _init=np.asarray(psf, np.float64))
 
 
 def _initial_kernel(ks: int, start) -> np.ndarray:
@@ -922,11 +948,11 @@ def _sparsity(ypad, crop, k, DtD, w) -> float:
     return float(g.sum() / max(math.sqrt(float((g * g).sum()) * g.size), 1e-30))
 
 
-def _final_trim(k: np.ndarray) -> np.ndarray:
+def _final_trim(k: np.ndarray, trim_mass: float = DEFAULT_SETTINGS.trim_mass) -> np.ndarray:
     from .kernels import center, normalize
     k = normalize(k)
     # Drop the outer rings that hold only stray specks (1 % of the mass at most).
-    r = min(_support_extent(k, 0.0), _mass_extent(k, _OPT["trim_mass"]) + 2) // 2
+    r = min(_support_extent(k, 0.0), _mass_extent(k, trim_mass) + 2) // 2
     c = k.shape[0] // 2
     k = k[c - r:c + r + 1, c - r:c + r + 1]
     k = center(k)

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import blind
 from .color import validate_image
+from .shake.kernel_step import odd
 
 __all__ = ["MAX_REGIONS", "GRID_MIN_SIDE", "auto_regions", "estimate_kernel_grid", "restore_grid", "grid_centres",
            "cell_weight"]
@@ -105,7 +106,7 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
     report = progress if progress is not None else (lambda f, m: None)
     n_cells = regions * regions
     share = 1.0 / (n_cells + 1)
-    prep = luma, lin_max = blind._working_luma(img, True)   # once for the photo and every cell
+    prep = luma, lin_max = blind.working_luma(img, True)   # once for the photo and every cell
     if method == "classic":
         psf, info = blind.estimate_kernel(img, kernel_size, max_region=max_region,
                                           progress=lambda f, m: report(share * f, m), _prep=prep)
@@ -116,7 +117,7 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
         return psf, info, [{"roi": [0, 0, w, h], "window": info["roi"], "psf": psf, "source": "whole photo"}]
     # The photo's kernel may have come from a window larger than the size given (blind.estimate_kernel's
     # pair): the cells refine it whole.
-    size = max(int(kernel_size) | 1, max(psf.shape)) if kernel_size is not None else blind._odd(1.25 * max(psf.shape) + 4)
+    size = max(int(kernel_size) | 1, max(psf.shape)) if kernel_size is not None else odd(1.25 * max(psf.shape) + 4)
     cells, jobs = [], []
     for i in range(regions):
         y0, ch = _cell(h, regions, i)
@@ -124,23 +125,23 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
             x0, cw = _cell(w, regions, j)
             cell = {"roi": [x0, y0, cw, ch], "window": None, "psf": psf, "source": "whole photo"}
             cells.append(cell)
-            ks = min(size, blind._odd(min(cw, ch) / 2) - 2)
+            ks = min(size, odd(min(cw, ch) / 2) - 2)
             if ks < (size if kernel_size is not None else max(psf.shape)):
                 cell["reason"] = f"the cell ({cw}x{ch} px) is too small for a kernel this size"
                 continue
-            valid = blind._saturation_mask(lin_max[y0:y0 + ch, x0:x0 + cw], ks)
+            valid = blind.saturation_mask(lin_max[y0:y0 + ch, x0:x0 + cw], ks)
             side = max(min(max_region, cw, ch), 6 * ks)
-            wx, wy, ww, wh = blind._pick_region(luma[y0:y0 + ch, x0:x0 + cw], valid, side, side)
+            wx, wy, ww, wh = blind.pick_region(luma[y0:y0 + ch, x0:x0 + cw], valid, side, side)
             cell["window"] = [int(x0 + wx), int(y0 + wy), int(ww), int(wh)]
             jobs.append((cell, ks))
-    parts = blind._PartsProgress(lambda f, m: report(share + (1 - share) * f, m), len(jobs),
+    parts = blind.PartsProgress(lambda f, m: report(share + (1 - share) * f, m), len(jobs),
                                  lambda done, n: f"Refining the kernel per region ({done}/{n} done)")
     running = [len(jobs)]
     lock = threading.Lock()
 
     def refine(k, cell, ks):
         # both cores for the FFTs once the other refinements are done
-        blind._fft_thread.alone = lambda: running[0] <= 1
+        blind.set_fft_sharing(lambda: running[0] <= 1)
         try:
             if method == "classic":
                 return blind.refine_kernel(img, psf, ks, roi=tuple(cell["window"]), max_region=max_region,
@@ -152,7 +153,7 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
         finally:
             with lock:
                 running[0] -= 1
-            blind._fft_thread.alone = None
+            blind.set_fft_sharing(None)
 
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max(1, min(int(workers), len(jobs) or 1))) as pool:
@@ -166,8 +167,8 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
         if isinstance(own, ValueError):
             cell["reason"] = str(own)
             continue
-        region = blind._region_luma(luma, tuple(cell["window"]))
-        scores = [blind._region_sparsity(region, k) for k in (own, psf)]
+        region = blind.region_luma(luma, tuple(cell["window"]))
+        scores = [blind.region_sparsity(region, k) for k in (own, psf)]
         cell["sparsity"] = [round(sc, 5) for sc in scores]
         cell["own_psf"] = own
         if scores[0] < scores[1]:
