@@ -13,10 +13,10 @@ from .color import merge_alpha, split_alpha, validate_image
 from .deconvolution import deconvolve
 from .kernels import defocus_kernel, gaussian_kernel, motion_kernel, normalize
 from .sharpen import smart_sharpen, unsharp_mask
+from .vocabulary import MASKS, MODES, mode_for_blur_type
 
 __all__ = ["deblur", "DeblurResult", "MODES", "SHAKE_METHODS"]
 
-MODES = ("auto", "motion", "focus", "shake", "sharpen", "old-photo")
 SHAKE_METHODS = ("dark", "classic")
 
 
@@ -89,8 +89,8 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     t0 = time.perf_counter()
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    if mask not in masks.MASK_KINDS:
-        raise ValueError(f"unknown mask {mask!r}; choose from {', '.join(masks.MASK_KINDS)}")
+    if mask not in MASKS:
+        raise ValueError(f"unknown mask {mask!r}; choose from {', '.join(MASKS)}")
     image = validate_image(image)
     if not 0 <= float(strength) <= 100:
         raise ValueError("strength must be between 0 and 100")
@@ -229,7 +229,7 @@ def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, pro
     if mode == "auto":
         if report["verdict"] == "beyond repair":
             report["warnings"].append("restoring anyway at the requested strength; expect limited benefit")
-        mode = {"motion": "motion", "defocus": "focus", "gaussian": "focus", "shake": "shake"}.get(kind, "sharp")
+        mode = mode_for_blur_type(kind)
         if mode == "sharp":
             return "smart", None, "gentle sharpening (photo already sharp)"
     if mode == "motion":
