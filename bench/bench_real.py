@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from deblur_core import deblur
-        from deblur_core.imageio import read_image, write_image
+    from deblur_core.imageio import read_image, write_image
 
     rows = []
     print(f"# Real blurry photos: deblur(mode={args.mode!r}, strength={args.strength:g}"

@@ -43,18 +43,23 @@ def working_gray(img: np.ndarray, linear: bool):
 def usable_mask(top: np.ndarray, kernel_side: int, clip_level: float):
     """(mask (H, W) bool: True where the blur model holds, number of clipped lights).
 
-    Lights: clipped 8-connected blobs whose bounding box fits in 3 kernel sides and that cover at least
-    a kernel side's worth of pixels (a lamp's clipped trail); they are dilated by the kernel. Larger
-    clipped areas are flat, and specks (the paper inside a letter's loop) are harmless: only their own
-    pixels are left out."""
+    Lights: clipped 8-connected blobs whose bounding box fits in 3 kernel sides, away (a kernel side
+    or more) from any larger clipped area; they are dilated by the kernel. Larger clipped areas are
+    flat, and the small clipped specks next to them (the paper inside a letter's loop) belong to them:
+    only their own pixels are left out."""
     clipped = (top >= clip_level).astype(np.uint8)
     if not clipped.any():
         return np.ones(top.shape, bool), 0
     n, lab, stats, _ = cv2.connectedComponentsWithStats(clipped, connectivity=8)
     ks = max(3, int(kernel_side) | 1)
-    small = (np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) <= 3 * ks) & \
-        (stats[:, cv2.CC_STAT_AREA] >= ks)
+    small = (np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) <= 3 * ks)
     small[0] = False
+    large = (~small)[lab] & clipped.astype(bool)
+    if large.any():
+        se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ks + 1, 2 * ks + 1))
+        near = cv2.dilate(large.astype(np.uint8), se).astype(bool)
+        touching = np.unique(lab[near & clipped.astype(bool)])
+        small[touching] = False
     lights = small[lab]
     out = clipped.astype(bool)
     if lights.any():

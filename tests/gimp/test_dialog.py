@@ -132,7 +132,9 @@ w, h = 200, 150
 img = Gimp.Image.new(w, h, Gimp.ImageBaseType.RGB)
 lay = Gimp.Layer.new(img, "source", w, h, Gimp.ImageType.RGB_IMAGE, 100, Gimp.LayerMode.NORMAL)
 img.insert_layer(lay, None, 0)
-px = array.array("f", [((i * 7) % 13) / 13.0 for i in range(w * h * 3)])
+# shapes with edges (a camera-shake estimate needs some; a per-pixel pattern is refused as edgeless)
+px = array.array("f", [0.2 + 0.6 * ((((i // 3) % w) // 11 + ((i // 3) // w) // 7 + ((i // 3) % w) * ((i // 3) // w) // 900) % 2)
+                       for i in range(w * h * 3)])
 b = lay.get_buffer(); b.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B' float", px.tobytes()); b.flush()
 for name in PROCS:
     status, values = call_procedure(name, img, img.get_selected_drawables(), run_mode=Gimp.RunMode.INTERACTIVE)
