@@ -1,22 +1,29 @@
 """Selective deblurring benchmark (issue 6): face detection, halos and noise vs GIMP, a before/after sheet.
 
-    .venv/bin/python bench/bench_faces.py              # all three parts (GIMP part needs gimp-console-3.0)
+    .venv/bin/python bench/bench_faces.py              # all parts (GIMP part needs gimp-console-3.0)
+    .venv/bin/python bench/bench_faces.py --parts am   # face detection and masks only
     .venv/bin/python bench/bench_faces.py --no-gimp    # skip (b)
     .venv/bin/python bench/bench_faces.py --quick      # fewer photos
 
-(a) Face detection (deblur_core.faces, OpenCV Haar cascades) against a peer measured in the same run:
-    scikit-image's LBP frontal-face cascade (skimage.feature.Cascade with the lbpcascade_frontalface
-    file that ships inside scikit-image). Ground truth:
-      * skimage ``astronaut`` and ``camera``: one face each, boxes hand-annotated below (forehead to
-        chin, ear to ear, read off in an image viewer); a hit is a detection with IoU >= 0.4.
+(a) Face detection: recall and precision of face boxes of deblur_core.faces' MTCNN (ONNX), its Haar
+    cascade fallback and a peer, scikit-image's LBP frontal-face cascade (skimage.feature.Cascade with
+    the lbpcascade_frontalface file inside scikit-image), all in the same run. Labels in
+    bench/faces_labels.json (boxes read off by hand over a 50 px grid); a hit is a detection with
+    IoU >= 0.4, matched one to one; precision = hits / all detections, negatives included:
+      * held-out: skimage ``astronaut`` and ``camera`` (one face each), sharp, gaussian 3 px and
+        motion 15 px (faces must be found *before* deblurring); every other photo of the project's
+        set (tools/photos.py, train + held-out: Debian wallpapers and scikit-image images; looked
+        through by hand, none shows a person; the hikers of ``extreme-desert-hike`` are < 10 px
+        silhouettes, ``friends`` are two dogs) is a negative.
       * skimage ``lfw_subset``: the 100 face crops (25 x 25 px, Labeled Faces in the Wild) upscaled to
         100 px and padded by 30 px (replicated border); a hit is a detection whose centre lies in the
-        central 60 x 60 px. Also blurred (gaussian sigma 2 px at 100 px): faces must be found
-        *before* deblurring. Its 100 non-face crops count false detections.
-      * the project's photo set (tools/photos.py ``photo_paths``, train + held-out: Debian wallpaper
-        photos and the other scikit-image images): looked through by hand, none shows a human face
-        (the hikers in ``extreme-desert-hike`` are < 10 px silhouettes), so every detection there is
-        a false positive. Detection runs at the engine's default 1024 px long side.
+        central 60 x 60 px; also blurred (gaussian sigma 2 px). Its 100 non-face crops count false
+        detections.
+      * real blurred photos (development set, when /work/shared/data/real_blur/lai2016_real is there;
+        never committed): 20 faces in 5 photos with people, 35 photos without faces.
+    Detection runs at the engine's default 1024 px long side.
+(m) Masks on the real photos with people: faces mask and people mask (masks.people_mask), mean inside
+    each labelled face / person over the mean elsewhere (the target is >= 2 for every one).
 (b) Halo overshoot and flat-area noise gain of deblur_core.sharpen.unsharp_mask (halo-free) vs GIMP
     3's own unsharp mask (GEGL ``gegl:unsharp-mask`` applied through ``Gimp.DrawableFilter`` in a
     gimp-console batch run; GIMP 3 has no ``plug-in-unsharp-mask`` PDB procedure any more) at the
@@ -71,11 +78,22 @@ def table(rows, header):
 
 
 # (a) ---------------------------------------------------------------------------------------------
-class Ours:
-    name = "ours (Haar frontal+profile)"
+LABELS = os.path.join(ROOT, "bench", "faces_labels.json")
+LAI = os.path.join("/work/shared/data/real_blur/lai2016_real")
 
-    def boxes(self, gray_u8):
-        return [f.box for f in fc.detect_faces(gray_u8, features=False)]
+
+class Ours:
+    name = "ours: MTCNN (ONNX)"
+
+    def boxes(self, img):
+        return [f.box for f in fc.detect_faces(img, features=False, detector="mtcnn")]
+
+
+class Haar:
+    name = "Haar cascades (fallback)"
+
+    def boxes(self, img):
+        return [f.box for f in fc.detect_faces(img, features=False, detector="haar")]
 
 
 class SkimageLBP:
@@ -86,7 +104,8 @@ class SkimageLBP:
         from skimage.feature import Cascade
         self.det = Cascade(lbp_frontal_face_cascade_filename())
 
-    def boxes(self, gray_u8, max_side=1024):
+    def boxes(self, img, max_side=1024):
+        gray_u8 = fc.to_gray_u8(img)
         h, w = gray_u8.shape
         s = min(1.0, max_side / max(h, w))
         g = gray_u8 if s == 1 else cv2.resize(gray_u8, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
@@ -108,73 +127,154 @@ def _lfw(blur=0.0):
     return out
 
 
+def _match(labels, found, iou):
+    """(true positives, false positives, missed) by greedy one-to-one matching at IoU >= iou."""
+    used, tp = set(), 0
+    for gt in labels:
+        best, bi = 0.0, None
+        for i, b in enumerate(found):
+            if i not in used and _iou(gt, b) > best:
+                best, bi = _iou(gt, b), i
+        if bi is not None and best >= iou:
+            used.add(bi)
+            tp += 1
+    return tp, len(found) - len(used), len(labels) - tp
+
+
+def _pr(tp, fp, fn):
+    rec = tp / max(1, tp + fn)
+    prec = tp / max(1, tp + fp) if tp + fp else float("nan")
+    return f"{rec:.2f} ({tp}/{tp + fn})", f"{prec:.2f} ({tp}/{tp + fp})"
+
+
 def part_a(quick=False):
+    """Recall and precision of face boxes, MTCNN against the Haar fallback and a peer, on the labelled
+    sets of bench/faces_labels.json."""
+    import json
+
     import skimage.data
     from photos import photo_paths
-    print("\n## (a) Face detection\n")
-    dets = [Ours()]
+    labels = json.load(open(LABELS))
+    iou = labels["iou"]
+    print("\n## (a) Face detection: recall and precision (labels: bench/faces_labels.json, IoU >= %.1f)\n" % iou)
+    dets = [Ours(), Haar()]
     try:
         dets.append(SkimageLBP())
     except Exception as exc:  # noqa: BLE001
         print(f"(peer unavailable: {exc})")
-    gray = lambda im: fc.to_gray_u8(im)  # noqa: E731
-    portraits = {n: gray(getattr(skimage.data, n)()) for n in HAND_BOXES}
+    rgb = lambda p: cv2.imread(str(p), cv2.IMREAD_COLOR)[..., ::-1].copy()  # noqa: E731
+    # held-out: the two portraits, sharp and blurred; every other photo of the set is a negative
     motion = np.zeros((15, 15), np.float32)
     motion[7, :] = 1 / 15
-    variants = {"sharp": lambda g: g, "gaussian blur 3 px": lambda g: cv2.GaussianBlur(g, (0, 0), 3.0),
-                "motion blur 15 px": lambda g: cv2.filter2D(g, -1, motion)}
-    lfw = {0.0: _lfw(0.0), 2.0: _lfw(2.0)}
+    variants = {"sharp": lambda g: g, "gauss 3": lambda g: cv2.GaussianBlur(g, (0, 0), 3.0),
+                "motion 15": lambda g: cv2.filter2D(g, -1, motion)}
+    portraits = {n: getattr(skimage.data, n)() for n in labels["heldout"]}
     negatives = []
     for split in ("heldout", "train"):
         for p in photo_paths(split):
             name = os.path.splitext(os.path.basename(str(p)))[0]
-            if "astronaut" in name or "camera" in name:
+            if any(n in name for n in labels["heldout"]):
                 continue
-            im = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+            im = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if im is not None:
-                negatives.append((name, im))
+                negatives.append((name, im[..., ::-1].copy()))
     if quick:
         negatives = negatives[::4]
-    rows = []
+    lfw = {0.0: _lfw(0.0), 2.0: _lfw(2.0)}
+    lai = labels["lai2016_real"]
+    have_lai = os.path.isdir(LAI)
+    rows, rows2 = [], []
     for det in dets:
-        res = [det.name]
-        t0 = time.perf_counter()
-        n_img = 0
-        hit = tot = 0
-        for vname, fn in variants.items():
-            for n, g in portraits.items():
-                b = det.boxes(fn(g))
-                n_img += 1
-                for gt in HAND_BOXES[n]:
-                    tot += 1
-                    hit += any(_iou(gt, x) >= 0.4 for x in b)
-        res.append(f"{hit}/{tot}")
+        t0, n_img = time.perf_counter(), 0
+        tp = fp = fn = 0
+        for fn_ in variants.values():
+            for n, im in portraits.items():
+                a, b, c = _match([tuple(x) for x in labels["heldout"][n]], det.boxes(fn_(im)), iou)
+                tp, fp, fn, n_img = tp + a, fp + b, fn + c, n_img + 1
+        neg_fp, worst = 0, []
+        for name, im in negatives:
+            k = len(det.boxes(im))
+            n_img += 1
+            neg_fp += k
+            if k:
+                worst.append(f"{name.split('__')[-1]}:{k}")
+        r, p = _pr(tp, fp + neg_fp, fn)
+        lf = []
+        lfw_fp = 0
         for blur in (0.0, 2.0):
-            h = fp = 0
+            h = 0
             for is_face, im in lfw[blur]:
                 b = det.boxes(im)
                 n_img += 1
                 if is_face:
                     h += any(60 <= x + w / 2 <= 120 and 60 <= y + hh / 2 <= 120 for x, y, w, hh in b)
-                else:
-                    fp += len(b)
-            res.append(f"{h}/100")
-            if blur == 0.0:
-                lfw_fp = fp
-        res.append(str(lfw_fp))
-        fps = 0
-        worst = []
-        for name, im in negatives:
-            b = det.boxes(im)
-            n_img += 1
-            fps += len(b)
-            if b:
-                worst.append(f"{name.split('__')[-1]}:{len(b)}")
-        res.append(f"{fps} in {len(negatives)} photos" + (f" ({', '.join(worst[:4])})" if worst else ""))
-        res.append(f"{1000 * (time.perf_counter() - t0) / n_img:.0f}")
-        rows.append(res)
-    table(rows, ["detector", "astronaut+camera x (sharp, gauss 3, motion 15)", "LFW 100 faces", "LFW blurred s2",
-                 "false on LFW non-faces", "false on no-face photos", "ms / image"])
+                elif blur == 0.0:
+                    lfw_fp += len(b)
+            lf.append(f"{h}/100")
+        rows.append([det.name, r, p, f"{neg_fp} in {len(negatives)}" + (f" ({', '.join(worst[:3])})" if worst else ""),
+                     lf[0], lf[1], str(lfw_fp), f"{1000 * (time.perf_counter() - t0) / n_img:.0f}"])
+        if have_lai:
+            tp = fp = fn = nfp = 0
+            t1 = time.perf_counter()
+            for name, boxes in lai["faces"].items():
+                a, b, c = _match([tuple(x) for x in boxes], det.boxes(rgb(os.path.join(LAI, name))), iou)
+                tp, fp, fn = tp + a, fp + b, fn + c
+            for name in lai["negative"]:
+                nfp += len(det.boxes(rgb(os.path.join(LAI, name))))
+            r2, p2 = _pr(tp, fp + nfp, fn)
+            n2 = len(lai["faces"]) + len(lai["negative"])
+            rows2.append([det.name, r2, p2, f"{fp}", f"{nfp} in {len(lai['negative'])}",
+                          f"{1000 * (time.perf_counter() - t1) / n2:.0f}"])
+    print("Held-out (astronaut + camera, each sharp / gaussian 3 px / motion 15 px: 6 faces; the photo set's "
+          f"{len(negatives)} photos without people as negatives) and LFW crops:\n")
+    table(rows, ["detector", "recall", "precision", "false faces in no-people photos", "LFW 100 faces",
+                 "LFW blurred s2", "false on LFW non-faces", "ms / image"])
+    if have_lai:
+        nf = sum(len(v) for v in lai["faces"].values())
+        print(f"\nReal blurred photos, lai2016_real (development set): {nf} faces in {len(lai['faces'])} photos, "
+              f"{len(lai['negative'])} photos without faces, {len(lai['ignore'])} ignored:\n")
+        table(rows2, ["detector", "recall", "precision", "false faces in photos with people",
+                      "false faces in no-face photos", "ms / photo"])
+    else:
+        print(f"\n({LAI} not present: the real-photo rows are skipped)")
+
+
+def part_m():
+    """Masks on the real photos with people: the faces mask and the people mask, mean inside each
+    labelled face (or person: the face box widened by half its width each side and 4 face heights
+    down) against the mean over the rest of the photo (outside every labelled face / person)."""
+    import json
+
+    from deblur_core import masks
+    labels = json.load(open(LABELS))["lai2016_real"]["faces"]
+    if not os.path.isdir(LAI):
+        print(f"\n({LAI} not present: mask check skipped)")
+        return
+    print("\n## (m) Masks on real photos with people: inside / rest (target >= 2 for each face)\n")
+    rows = []
+    for name, boxes in labels.items():
+        im = cv2.imread(os.path.join(LAI, name))[..., ::-1].astype(np.float32) / 255
+        faces = fc.detect_faces(im)
+        fm = fc.face_mask(im.shape, faces)
+        pm = masks.people_mask(im.shape, faces)
+        H, W = fm.shape
+        fr, pr = [], []
+        bodies, anyface, anybody = [], np.zeros((H, W), bool), np.zeros((H, W), bool)
+        for x, y, w, h in boxes:
+            body = np.zeros((H, W), bool)
+            body[y:min(H, y + 4 * h), max(0, x - w // 2):x + w + w // 2] = True
+            bodies.append(body)
+            anyface[y:y + h, x:x + w] = True
+            anybody |= body
+        rest_f = max(fm[~anyface].mean(), 1e-3)   # the rest: outside every labelled face / person
+        rest_p = max(pm[~anybody].mean(), 1e-3) if (~anybody).any() else 1e-3
+        for (x, y, w, h), body in zip(boxes, bodies):
+            fr.append(fm[y:y + h, x:x + w].mean() / rest_f)
+            pr.append(pm[body].mean() / rest_p)
+        rows.append([name, len(boxes), len(faces), f"{min(fr):.1f}", sum(r >= 2 for r in fr),
+                     f"{min(pr):.1f}", sum(r >= 2 for r in pr)])
+    table(rows, ["photo", "faces labelled", "found", "faces mask: worst face", "faces >= 2x",
+                 "people mask: worst person", "people >= 2x"])
 
 
 # (b) ---------------------------------------------------------------------------------------------
@@ -351,11 +451,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-gimp", action="store_true")
-    ap.add_argument("--parts", default="abc")
+    ap.add_argument("--parts", default="abmc", help="a: detection, m: masks on real photos, b: GIMP, c: sheet")
     ap.add_argument("--sheet", default=os.path.join(ROOT, "out", "bench-faces-sheet.png"))
     args = ap.parse_args(argv)
     if "a" in args.parts:
         part_a(args.quick)
+    if "m" in args.parts:
+        part_m()
     if "b" in args.parts and not args.no_gimp:
         part_b(args.quick)
     if "c" in args.parts:

@@ -1,13 +1,16 @@
 """Faces, eyes and mouths, and the soft face mask used for selective (portrait) deblurring.
 
-Detection uses OpenCV's Haar cascades (Viola & Jones 2001; Lienhart & Maydt 2002) shipped inside the
-``opencv-python(-headless)`` wheel under ``cv2.data.haarcascades``: frontal faces, profile faces (run on
-the image and its mirror, the cascade only knows one side), and eyes / smiles inside each face. Nothing
-is downloaded. Detection runs on a downscaled, contrast-equalised copy (at most ``max_side`` px), so it
-takes a fraction of a second even on a 24 MP photo; boxes come back in full-resolution pixels.
+Detection uses MTCNN (:mod:`.face_detector`: three small ONNX networks shipped in ``models/``, see
+``models/mtcnn-v1.md``): a face box, a confidence and five landmarks (eyes, nose tip, mouth corners)
+per face, which place the eyes and the mouth. It runs on a downscaled copy (at most ``max_side`` px)
+and takes a fraction of a second; boxes come back in full-resolution pixels. It finds faces on blurred
+photos too, which is the point here (a face has to be found *before* it is deblurred).
 
-Haar features are coarse box sums: they work on blurred photos too, which is the point here (a face
-has to be found *before* it is deblurred).
+When the network files are missing or corrupt, OpenCV's Haar cascades (Viola & Jones 2001; Lienhart &
+Maydt 2002, shipped inside the ``opencv-python(-headless)`` wheel under ``cv2.data.haarcascades``)
+stand in: frontal and profile faces, eyes and smiles inside each face. They miss more faces and find
+faces in robes and foliage; :func:`detect_faces` says so through ``info["warning"]`` and a
+:class:`FaceDetectorFallback` warning. Nothing is downloaded.
 
 :func:`face_mask` turns the detections into a float (H, W) mask in [0, 1]: a feathered ellipse per face
 at ``face_level`` (0.7), eyes at ``eyes_boost`` (1.0) and the mouth in between: in a portrait the eyes
@@ -16,12 +19,16 @@ must be crisp; skin should only be lightly touched (sharpening skin texture is u
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-__all__ = ["Face", "FaceDetectorUnavailable", "detect_faces", "face_mask", "cascade_path", "to_gray_u8"]
+__all__ = ["Face", "FaceDetectorUnavailable", "FaceDetectorFallback", "detect_faces", "face_mask", "cascade_path",
+           "to_gray_u8", "DETECTORS"]
+
+DETECTORS = ("auto", "mtcnn", "haar")
 
 CASCADES = {
     "frontal": "haarcascade_frontalface_default.xml",
@@ -35,7 +42,12 @@ _cache: dict = {}
 
 
 class FaceDetectorUnavailable(RuntimeError):
-    """The Haar cascade files are missing (an OpenCV build without ``cv2.data``)."""
+    """No face detector can run: the MTCNN networks and the Haar cascade files are both missing or broken
+    (or the one asked for is)."""
+
+
+class FaceDetectorFallback(RuntimeWarning):
+    """The MTCNN networks could not be loaded; OpenCV's Haar cascades stood in."""
 
 
 Box = tuple  # (x, y, w, h) ints, full-resolution pixels
@@ -45,7 +57,7 @@ Box = tuple  # (x, y, w, h) ints, full-resolution pixels
 class Face:
     box: Box                                   # (x, y, w, h) of the face, full-resolution px
     kind: str = "frontal"                      # "frontal", "profile-left", "profile-right"
-    score: float = 0.0                         # cascade confidence (level weight), higher = surer
+    score: float = 0.0                         # MTCNN probability (Haar: cascade level weight)
     eyes: list = field(default_factory=list)   # [(x, y, w, h), ...] full-resolution px
     mouth: Box | None = None
     eyes_estimated: bool = False               # True: eye positions from face geometry, not detected
@@ -210,33 +222,9 @@ def _features(gray, box, face_kind):
     return [back(e) for e in eyes], back(mouth), eyes_est, mouth_est
 
 
-def detect_faces(image: np.ndarray, *, max_side: int = 1024, min_face: float = 0.03, profile: bool = True,
+def _detect_haar(image: np.ndarray, *, max_side: int = 1024, min_face: float = 0.03, profile: bool = True,
                  features: bool = True, neighbors: int = 5) -> list[Face]:
-    """Find faces (frontal and profile) and their eyes and mouth.
-
-    Parameters
-    ----------
-    image : ndarray (H, W) or (H, W, C), float32 [0, 1] sRGB-encoded (or uint8 / uint16). A linear-light
-        gray works too but detects less well (Haar cascades were trained on gamma-encoded photos).
-    max_side : int
-        Detection runs on a copy downscaled to at most this many px on the long side.
-    min_face : float
-        Smallest face searched, as a fraction of the image's short side (at least 20 px of the small copy).
-    profile : bool
-        Also look for faces seen from the side.
-    features : bool
-        Locate eyes and mouth inside each face (estimated from the face geometry when not found).
-    neighbors : int
-        Cascade ``minNeighbors``: higher = fewer false faces, fewer found.
-
-    Returns
-    -------
-    list of :class:`Face`, boxes in full-resolution pixels, biggest first.
-
-    Raises
-    ------
-    FaceDetectorUnavailable when OpenCV's Haar cascade files are missing.
-    """
+    """The Haar-cascade detector (the fallback); arguments as :func:`detect_faces`."""
     gray = to_gray_u8(image)
     H, W = gray.shape
     s = min(1.0, max_side / max(H, W))
@@ -273,6 +261,111 @@ def detect_faces(image: np.ndarray, *, max_side: int = 1024, min_face: float = 0
                           eyes=[sc(e) for e in eyes], mouth=None if mouth is None else sc(mouth),
                           eyes_estimated=eyes_est, mouth_estimated=mouth_est))
     faces.sort(key=lambda f: -f.box[2] * f.box[3])
+    return faces
+
+
+def _face_from_mtcnn(det, s: float) -> Face:
+    """A :class:`Face` from one MTCNN detection made on a copy scaled by ``s``: box, and eyes and
+    mouth placed on the landmarks (sizes from the distance between the eyes)."""
+    x1, y1, x2, y2 = (v / s for v in det.box)
+    w, h = x2 - x1, y2 - y1
+    pts = np.asarray(det.landmarks, np.float64) / s
+    (lx, ly), (rx, ry), (nx, ny), (mlx, mly), (mrx, mry) = pts
+    d = max(float(np.hypot(rx - lx, ry - ly)), 0.25 * w)
+    ew, eh = max(0.6 * d, 0.22 * w), max(0.4 * d, 0.15 * h)
+    eyes = [(ex - ew / 2, ey - eh / 2, ew, eh) for ex, ey in ((lx, ly), (rx, ry))]
+    mw = max(abs(mrx - mlx), 0.25 * w) * 1.3
+    mh = max(0.14 * h, 0.35 * mw)
+    mcx, mcy = (mlx + mrx) / 2, (mly + mry) / 2
+    mouth = (mcx - mw / 2, mcy - mh / 2, mw, mh)
+    # turned head: the nose tip well off the line between the eyes' midpoint and the mouth's
+    off = (nx - (lx + rx + mlx + mrx) / 4) / max(w, 1e-6)
+    kind = "frontal" if abs(off) < 0.14 else ("profile-left" if off < 0 else "profile-right")
+    ri = lambda b: tuple(int(round(v)) for v in b)  # noqa: E731
+    return Face(box=ri((x1, y1, w, h)), kind=kind, score=float(det.score), eyes=[ri(e) for e in eyes],
+                mouth=ri(mouth), eyes_estimated=False, mouth_estimated=False)
+
+
+def _detect_mtcnn(image: np.ndarray, *, max_side: int, min_face: float) -> list[Face]:
+    from . import face_detector as fd
+    img = np.asarray(image)
+    H, W = img.shape[:2]
+    s = min(1.0, max_side / max(H, W))
+    if img.dtype not in (np.uint8, np.uint16, np.float32):
+        img = img.astype(np.float32)
+    small = img if s >= 1.0 else cv2.resize(img, (max(1, round(W * s)), max(1, round(H * s))),
+                                            interpolation=cv2.INTER_AREA)
+    min_px = max(20.0, min(small.shape[:2]) * float(min_face))
+    dets = fd.detect(small, min_face=min_px)
+    return [_face_from_mtcnn(d, s) for d in dets]
+
+
+def detect_faces(image: np.ndarray, *, max_side: int = 1024, min_face: float = 0.03, profile: bool = True,
+                 features: bool = True, neighbors: int = 5, detector: str = "auto",
+                 info: dict | None = None) -> list[Face]:
+    """Find faces and their eyes and mouth.
+
+    Parameters
+    ----------
+    image : ndarray (H, W) or (H, W, C), float32 [0, 1] sRGB-encoded (or uint8 / uint16); RGB order for
+        colour (alpha ignored). A linear-light gray works too but detects less well (detectors were
+        trained on gamma-encoded photos).
+    max_side : int
+        Detection runs on a copy downscaled to at most this many px on the long side.
+    min_face : float
+        Smallest face searched, as a fraction of the image's short side (at least 20 px of the small copy).
+    profile : bool
+        Haar only: also look for faces seen from the side (MTCNN finds turned faces by itself).
+    features : bool
+        Locate eyes and mouth inside each face (MTCNN: from its landmarks; Haar: eye and smile
+        cascades, estimated from the face geometry when not found).
+    neighbors : int
+        Haar only: cascade ``minNeighbors``: higher = fewer false faces, fewer found.
+    detector : "auto" (MTCNN, the Haar cascades when its networks cannot be loaded), "mtcnn" or "haar".
+    info : dict, optional
+        Filled with "detector" (the one that ran) and, when the Haar cascades stood in, "warning"
+        (why, in words the caller can show).
+
+    Returns
+    -------
+    list of :class:`Face`, boxes in full-resolution pixels, biggest first.
+
+    Raises
+    ------
+    FaceDetectorUnavailable when no detector (or not the one asked for) can run.
+    """
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown face detector {detector!r}; choose from {', '.join(DETECTORS)}")
+    info = {} if info is None else info
+    why = None
+    if detector in ("auto", "mtcnn"):
+        from .network import ModelError
+        try:
+            faces = _detect_mtcnn(image, max_side=max_side, min_face=min_face)
+        except ModelError as exc:
+            if detector == "mtcnn":
+                raise FaceDetectorUnavailable(f"the MTCNN face detector cannot run: {exc}") from exc
+            why = str(exc)
+        else:
+            if not features:
+                for f in faces:
+                    f.eyes, f.mouth = [], None
+            faces.sort(key=lambda f: -f.box[2] * f.box[3])
+            info["detector"] = "mtcnn"
+            return faces
+    try:
+        faces = _detect_haar(image, max_side=max_side, min_face=min_face, profile=profile, features=features,
+                             neighbors=neighbors)
+    except FaceDetectorUnavailable as exc:
+        if why is not None:
+            raise FaceDetectorUnavailable(f"no face detector can run: {why}; and {exc}") from exc
+        raise
+    info["detector"] = "haar"
+    if why is not None:
+        msg = (f"the face detector network could not be loaded ({why}); OpenCV's Haar cascades stood in "
+               "(they miss more faces)")
+        info["warning"] = msg
+        warnings.warn(msg, FaceDetectorFallback, stacklevel=2)
     return faces
 
 

@@ -1,8 +1,9 @@
 """Float masks in [0, 1] (H, W) that become GIMP layer masks: where the correction should show.
 
 Kinds (:data:`MASK_KINDS`): "auto" (where the photo is blurred, less on flat areas), "full", "none",
-"subject" (what was meant to be in focus, from the blur map, plus any faces; intended bokeh stays
-out) and "faces" (detected faces, eyes strongest; see :mod:`.faces`). :func:`background_layer` makes
+"subject" (what was meant to be in focus, from the blur map, plus every person found by their face;
+intended bokeh stays out) and "faces" (detected faces, eyes strongest; see :mod:`.faces`).
+:func:`people_mask` covers each person found by their face: head, shoulders and torso. :func:`background_layer` makes
 the companion background-softening layer (a very light blur shown through the inverted subject mask).
 """
 from __future__ import annotations
@@ -11,9 +12,9 @@ import cv2
 import numpy as np
 
 __all__ = ["full_mask", "empty_mask", "blur_mask", "flat_area_guard", "subject_mask", "make_mask", "MASK_KINDS",
-           "faces_mask", "background_layer", "gray_for_detection"]
+           "faces_mask", "people_mask", "background_layer", "gray_for_detection"]
 
-MASK_KINDS = ("auto", "full", "none", "subject", "faces")
+from .vocabulary import MASKS as MASK_KINDS  # noqa: E402  one vocabulary (deblur_core/vocabulary.py)
 
 
 def full_mask(shape) -> np.ndarray:
@@ -59,7 +60,7 @@ def _otsu(values: np.ndarray, bins: int = 128) -> float:
 
 
 def subject_mask(blur_map: np.ndarray, *, gray: np.ndarray | None = None, faces=None,
-                 max_side: int = 512) -> np.ndarray:
+                 max_side: int = 512, people: bool = True) -> np.ndarray:
     """What was meant to be in focus: the least blurred regions when the blur map is bimodal (subject
     against intended bokeh), the whole frame when blur is uniform (shake, missed focus everywhere).
 
@@ -69,7 +70,8 @@ def subject_mask(blur_map: np.ndarray, *, gray: np.ndarray | None = None, faces=
     blurrier (at least 0.8 px more and 1.6 times); then the mask goes from 1 in the sharp class to 0
     in the blurred one over the middle half of the gap, specks smaller than 1/40 of the frame are
     removed (highlights in the bokeh), and the edge is feathered. ``faces`` (a list from
-    :func:`faces.detect_faces`) are always subject.
+    :func:`faces.detect_faces`) are always subject: each face at full strength, and with ``people``
+    the person below it too (:func:`people_mask`).
 
     With ``gray`` (the luma the blur map came from), areas without any edge nearby count as blurred:
     the blur map only measures at edges and fills edge-free areas with the photo's median, which is the
@@ -115,6 +117,51 @@ def subject_mask(blur_map: np.ndarray, *, gray: np.ndarray | None = None, faces=
     if faces:
         from .faces import face_mask
         m = np.maximum(m, np.minimum(1.0, face_mask((H, W), faces) / 0.7))
+        if people:
+            m = np.maximum(m, people_mask((H, W), faces))
+    return np.clip(m, 0.0, 1.0).astype(np.float32)
+
+
+def _box_of(f):
+    return tuple(float(v) for v in (f.box if hasattr(f, "box") else (f["box"] if isinstance(f, dict) else f)))
+
+
+def people_mask(shape, faces, *, body: bool = True, max_side: int = 1024) -> np.ndarray:
+    """Soft mask (H, W) float32 in [0, 1] over the people whose faces are in ``faces`` (a list of
+    :class:`faces.Face`, their dicts, or bare (x, y, w, h) boxes), union over all of them.
+
+    Each person is the head (an ellipse 1.5 face widths wide from the top of the hair to the chin),
+    the neck and shoulders (an ellipse 3.2 face widths wide centred 1.6 face heights below the face's
+    centre) and, with ``body``, the torso below them (2.6 face widths wide, down to about 5 face
+    heights under the face), all at 1, feathered by a gaussian of a quarter of the face width (so the
+    edge of the mask does not show as a line). The proportions are an adult's seen from the front;
+    a turned head moves the shoulders a little towards the side it faces.
+    """
+    H, W = int(shape[0]), int(shape[1])
+    s = min(1.0, max_side / max(H, W))
+    h, w = max(1, round(H * s)), max(1, round(W * s))
+    m = np.zeros((h, w), np.float32)
+    boxes = [(_box_of(f), getattr(f, "kind", None) or (f.get("kind") if isinstance(f, dict) else None))
+             for f in faces or []]
+    if not boxes:
+        return m if (h, w) == (H, W) else np.zeros((H, W), np.float32)
+    widths = []
+    for (x, y, bw, bh), kind in boxes:
+        x, y, bw, bh = x * s, y * s, max(bw * s, 1.0), max(bh * s, 1.0)
+        widths.append(bw)
+        cx, cy = x + bw / 2, y + bh / 2
+        turn = {"profile-left": -0.25, "profile-right": 0.25}.get(kind, 0.0) * bw
+        e = lambda c, ax: ((round(c[0] * 16), round(c[1] * 16)),  # noqa: E731
+                           (max(16, round(ax[0] * 16)), max(16, round(ax[1] * 16))))
+        cv2.ellipse(m, *e((cx, cy - 0.1 * bh), (0.75 * bw, 0.72 * bh)), 0, 0, 360, 1.0, -1, cv2.LINE_AA, 4)
+        cv2.ellipse(m, *e((cx - 0.5 * turn, cy + 1.6 * bh), (1.6 * bw, 0.9 * bh)), 0, 0, 360, 1.0, -1, cv2.LINE_AA, 4)
+        cv2.rectangle(m, (round(cx - 0.35 * bw), round(cy)), (round(cx + 0.35 * bw), round(cy + 1.6 * bh)), 1.0, -1)
+        if body:
+            cv2.ellipse(m, *e((cx - 0.5 * turn, cy + 3.4 * bh), (1.3 * bw, 2.0 * bh)), 0, 0, 360, 1.0, -1,
+                        cv2.LINE_AA, 4)
+    m = cv2.GaussianBlur(m, (0, 0), max(1.0, 0.25 * float(np.median(widths))))
+    if (h, w) != (H, W):
+        m = cv2.resize(m, (W, H), interpolation=cv2.INTER_LINEAR)
     return np.clip(m, 0.0, 1.0).astype(np.float32)
 
 
@@ -134,17 +181,20 @@ def faces_mask(shape, *, image=None, gray=None, faces=None, eyes_boost: float = 
         src = image if image is not None else (gray_for_detection(gray) if gray is not None else None)
         if src is None:
             raise ValueError("the 'faces' mask needs the image (or its gray) or detected faces")
+        det: dict = {}
         try:
-            faces = fc.detect_faces(src)
+            faces = fc.detect_faces(src, info=det)
         except fc.FaceDetectorUnavailable as exc:
             if info is not None:
                 info["warning"] = str(exc)
             return None
+        if info is not None and det.get("warning"):
+            info["warning"] = det["warning"]
     if info is not None:
         info["faces"] = [fc._as_face(f).to_dict() for f in faces]
     if not faces:
         if info is not None:
-            info["warning"] = "no face found"
+            info["warning"] = "; ".join(w for w in (info.get("warning"), "no face found") if w)
         return None
     return fc.face_mask(shape, faces, eyes_boost=eyes_boost)
 
@@ -178,7 +228,8 @@ def make_mask(kind: str, shape, *, blur_map=None, gray=None, noise_sigma: float 
     """Build the mask named ``kind`` (one of :data:`MASK_KINDS`) for an image of ``shape``.
 
     ``faces``: for "faces" and "subject": a ready (H, W) mask (used as is, for "faces"), or a list
-    of detections (:func:`faces.detect_faces`). For "faces" without ``faces``, faces are detected on
+    of detections (:func:`faces.detect_faces`). For "subject" without ``faces`` but with ``image``,
+    faces are detected and their people added (``info`` gets "faces"). For "faces" without ``faces``, faces are detected on
     ``image`` (sRGB-encoded) or ``gray`` (the pipeline's linear luma); when none are found the subject
     mask is used instead (or the full mask without a blur map), and ``info`` (an optional dict the
     caller passes in) gets "faces" and "warning".
@@ -204,6 +255,18 @@ def make_mask(kind: str, shape, *, blur_map=None, gray=None, noise_sigma: float 
     if blur_map is None:
         raise ValueError(f"the {kind!r} mask needs a blur map")
     if kind == "subject":
+        if faces is None and image is not None:
+            # people are subject: find them by their faces (a detector failure only costs the people)
+            from . import faces as fc
+            det: dict = {}
+            try:
+                faces = fc.detect_faces(image, features=False, info=det)
+            except fc.FaceDetectorUnavailable as exc:
+                faces, det["warning"] = [], str(exc)
+            if info is not None:
+                info["faces"] = [f.to_dict() for f in faces]
+                if det.get("warning"):
+                    info["warning"] = det["warning"]
         return subject_mask(blur_map, gray=gray, faces=faces if isinstance(faces, (list, tuple)) else None)
     if kind == "auto":
         m = np.maximum(blur_mask(blur_map), 0.25)

@@ -57,16 +57,97 @@ def test_big_photo_boxes_in_full_resolution(astronaut):
     assert _iou(faces[0].box, tuple(3 * v for v in ASTRONAUT_FACE)) > 0.5
 
 
-def test_missing_cascades_clear_error(monkeypatch):
+def test_detector_is_the_network_and_finds_no_face_in_scenes(astronaut):
+    info = {}
+    faces = fc.detect_faces(astronaut, info=info)
+    assert info == {"detector": "mtcnn"} and faces[0].score > 0.95
+    lm_eyes = [(e[0] + e[2] / 2, e[1] + e[3] / 2) for e in faces[0].eyes]   # from the landmarks
+    assert lm_eyes[0][0] < lm_eyes[1][0] and abs(lm_eyes[0][1] - lm_eyes[1][1]) < 10
+    for name in ("rocket", "brick", "grass"):     # photos without people
+        assert fc.detect_faces(getattr(skimage.data, name)()) == []
+
+
+def _models_copy(tmp_path, corrupt=None, drop=None):
+    import shutil
+    from deblur_core.face_detector import MTCNN_FILES
+    from deblur_core.network import models_dir
+    for name, (fname, _) in MTCNN_FILES.items():
+        if name == drop:
+            continue
+        shutil.copy(models_dir() / fname, tmp_path / fname)
+        if name == corrupt:
+            data = (tmp_path / fname).read_bytes()
+            (tmp_path / fname).write_bytes(data[: len(data) // 2])
+    return tmp_path
+
+
+@pytest.mark.parametrize("how", ["missing", "corrupt"])
+def test_broken_network_falls_back_to_haar_with_warning(monkeypatch, tmp_path, astronaut, how):
+    monkeypatch.setenv("AI_DEBLUR_MODELS", str(_models_copy(tmp_path, corrupt="onet" if how == "corrupt" else None,
+                                                             drop="rnet" if how == "missing" else None)))
+    info = {}
+    with pytest.warns(fc.FaceDetectorFallback):
+        faces = fc.detect_faces(astronaut, info=info, features=False)
+    assert info["detector"] == "haar" and "Haar" in info["warning"] and how in info["warning"]
+    assert len(faces) == 1 and _iou(faces[0].box, ASTRONAUT_FACE) > 0.5
+    with pytest.raises(fc.FaceDetectorUnavailable, match=how):     # asked for the network only
+        fc.detect_faces(astronaut, detector="mtcnn")
+    # through the mask: the warning reaches the report
+    mi = {}
+    with pytest.warns(fc.FaceDetectorFallback):
+        m = masks.make_mask("faces", astronaut.shape, image=astronaut, info=mi)
+    assert "Haar" in mi["warning"] and len(mi["faces"]) == 1 and m.max() > 0.9
+
+
+def test_no_detector_at_all_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("AI_DEBLUR_MODELS", str(tmp_path))          # no network files there
     monkeypatch.setattr(fc, "_cache", {})
     monkeypatch.setitem(fc.CASCADES, "frontal", "haarcascade_does_not_exist.xml")
-    with pytest.raises(fc.FaceDetectorUnavailable, match="cascade"):
+    with pytest.raises(fc.FaceDetectorUnavailable, match="cascade") as exc:
         fc.detect_faces(np.zeros((64, 64), np.float32))
+    assert "missing" in str(exc.value)                             # both reasons are told
     # the mask layer degrades to the subject mask with a warning instead of failing
     info = {}
     bm = np.full((64, 64), 1.0, np.float32)
     m = masks.make_mask("faces", (64, 64), blur_map=bm, gray=np.zeros((64, 64), np.float32), info=info)
     assert m.shape == (64, 64) and "cascade" in info["warning"] and "subject" in info["warning"]
+
+
+def _inside_vs_outside(m, box, grow=0.0):
+    x, y, w, h = box
+    inside = m[y:y + h, x:x + w].mean()
+    out = np.ones(m.shape, bool)
+    g = int(grow * max(w, h))
+    out[max(0, y - g):y + h + g, max(0, x - g):x + w + g] = False
+    return inside, m[out].mean()
+
+
+def test_face_and_people_masks_sit_on_the_face(astronaut):
+    faces = fc.detect_faces(astronaut)
+    fm = fc.face_mask(astronaut.shape, faces)
+    inside, outside = _inside_vs_outside(fm, ASTRONAUT_FACE)
+    assert inside >= 2 * outside and inside > 0.4 and outside < 0.05
+    pm = masks.people_mask(astronaut.shape, faces)
+    x, y, w, h = faces[0].box
+    assert pm[y + h // 2, x + w // 2] > 0.99                       # the face
+    assert pm[min(511, y + 2 * h), x + w // 2] > 0.99              # the shoulders / chest below it
+    assert pm[:, :60].mean() < 0.05 and pm[:, -60:].mean() < 0.05  # the sides of the frame
+    # the subject mask finds the person by itself from the image
+    gray = est.working_luma(astronaut)
+    info = {}
+    sm = masks.make_mask("subject", astronaut.shape, blur_map=est.blur_map(gray), gray=gray, image=astronaut,
+                         info=info)
+    assert len(info["faces"]) == 1 and sm[y + h // 2, x + w // 2] > 0.99 and sm[min(511, y + 2 * h), x + w // 2] > 0.99
+
+
+def test_people_mask_every_face_of_a_group():
+    boxes = [(40, 40, 30, 36), (160, 50, 28, 34), (280, 45, 32, 38)]
+    pm = masks.people_mask((300, 400), boxes)
+    for x, y, w, h in boxes:
+        inside, outside = _inside_vs_outside(pm, (x - w // 2, y, 2 * w, 5 * h))
+        assert inside > 0.8
+    assert pm[5:, 100:120].mean() < 0.2                            # between two people
+    assert masks.people_mask((30, 40), []).max() == 0
 
 
 def test_face_mask_eyes_stronger_than_cheeks(astronaut):
