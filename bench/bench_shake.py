@@ -265,8 +265,8 @@ def main(argv=None) -> int:
     ap.add_argument("--kernels", default="all", choices=("all", "small", "large"),
                     help="all: the shared kernels + random 11-45 px; small: random 13-27 px only (real-capture-like); "
                          "large: the shared kernels + random 31-75 px")
-    ap.add_argument("--method", default="classic", choices=("classic", "dark"),
-                    help="the estimator: classic (deblur_core.blind, default) or dark (deblur_core.shake)")
+    ap.add_argument("--method", default="dark", choices=("classic", "dark"),
+                    help="the estimator: dark (deblur_core.shake, the default) or classic (deblur_core.blind)")
     ap.add_argument("--product", action="store_true",
                     help="the product's whole path instead of the estimator alone: deblur(mode='shake', strength=50, "
                          "shake_regions=1) with its do-no-harm check and second candidate (ratio against the true "

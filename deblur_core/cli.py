@@ -50,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                         "1..4 (1: one kernel); default 0 = auto: 2 on photos at least 1024 px on the shorter "
                         "side, else 1")
     d.add_argument("--shake-method", default=None, choices=["classic", "dark"],
-                   help="camera-shake kernel estimator: classic (default; L0 gradients, Cho & Lee edges, "
-                        "denoised finest level) or dark (dark channel + L0 gradients, Pan et al. 2016)")
+                   help="camera-shake kernel estimator tried first: dark (default; dark channel + L0 gradients, "
+                        "Pan et al. 2016) or classic (L0 gradients, Cho & Lee edges); when its kernel does not "
+                        "explain the photo the other is tried, then gentle sharpening")
     d.add_argument("--sharpen-radius", type=float)
     d.add_argument("--amount", type=float)
     d.add_argument("--threshold", type=float, default=0.0)

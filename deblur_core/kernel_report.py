@@ -25,11 +25,11 @@ def kernel_for_report(image: np.ndarray, report: dict, *, progress=None) -> np.n
     -------
     float32 (kh, kw) kernel, sum 1: the parametric kernel for "motion", "defocus" and "gaussian"
     (:func:`deblur_core.classifier.kernel_for`), the blind estimate for "shake"
-    (:func:`deblur_core.blind.estimate_kernel`, the whole photo's best region, size found), and the
+    (:func:`deblur_core.shake.estimate_kernel`, the default estimator, size found), and the
     (1, 1) identity for a sharp photo.
     """
     if report["blur_type"] == "shake":
-        from .blind import estimate_kernel
+        from .shake import estimate_kernel
         color, _alpha = split_alpha(validate_image(image))
         return estimate_kernel(color, progress=progress)[0]
     return np.asarray(kernel_for(report), np.float32)

@@ -53,7 +53,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
            mask: str = "auto", progress=None, length: float | None = None, angle: float | None = None,
            radius: float | None = None, kernel_size: int | None = None, sharpen_radius: float | None = None,
            amount: float | None = None, threshold: float = 0.0, use_network: bool | None = None,
-           roi=None, shake_regions: int | None = None, shake_method: str = "classic") -> DeblurResult:
+           roi=None, shake_regions: int | None = None, shake_method: str = "dark") -> DeblurResult:
     """Restore a blurred photo.
 
     Parameters
@@ -77,10 +77,10 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         :data:`~deblur_core.spatial.GRID_MIN_SIDE` (1024) px on the shorter side, else 1. Ignored with
         ``roi`` (the selection is the one region to estimate on).
     shake_method : {"dark", "classic"}
-        Camera-shake kernel estimator: "classic" (default: L0 gradients, Cho & Lee edge selection, the
-        finest level denoised, :mod:`deblur_core.blind`) or "dark" (dark channel and L0 gradient priors,
-        Pan et al. 2016, :mod:`deblur_core.shake`; no better on the real photos yet and slower, see
-        ``docs/experiments/shake.md``).
+        Camera-shake kernel estimator tried first: "dark" (default: dark channel and L0 gradient priors,
+        Pan et al. 2016, :mod:`deblur_core.shake`) or "classic" (L0 gradients, Cho & Lee edge selection,
+        the finest level denoised, :mod:`deblur_core.blind`). When its kernel does not explain the photo
+        the other one is tried (figures: ``docs/experiments/shake.md``).
 
     Returns
     -------
@@ -215,7 +215,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
 
 
 def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, progress, shake_regions=1, grid=None,
-            shake_method="classic"):
+            shake_method="dark"):
     """Pick the route and kernel for a mode. Returns (route, psf or None, description)."""
     y = None
 

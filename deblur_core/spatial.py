@@ -71,7 +71,7 @@ def _cell(length: int, n: int, i: int):
 
 
 def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | None = None, *,
-                         progress=None, max_region: int = 640, workers: int = 2, method: str = "classic"):
+                         progress=None, max_region: int = 640, workers: int = 2, method: str = "dark"):
     """Estimate one camera-shake kernel per cell of a ``regions`` x ``regions`` grid.
 
     Parameters
@@ -86,7 +86,7 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
     progress : callable(fraction, message) or None; raising from it cancels. Called from one thread at a
         time, not always the caller's.
     method : {"dark", "classic"}
-        The estimator: :mod:`deblur_core.blind` (default) or :mod:`deblur_core.shake` (dark channel).
+        The estimator: :mod:`deblur_core.shake` (dark channel, default) or :mod:`deblur_core.blind`.
     workers : int
         Cells refined at once (threads; their FFTs and array maths release the GIL). The kernels do not
         depend on it.

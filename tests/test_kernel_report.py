@@ -3,7 +3,7 @@ the kernel an analysis describes."""
 import numpy as np
 
 from helpers import blur_linear
-from deblur_core import blind, kernels
+from deblur_core import kernels, shake
 from deblur_core.classifier import analyze, kernel_for
 from deblur_core.kernel_report import kernel_for_report
 
@@ -33,7 +33,7 @@ def test_shake_report_gets_the_blind_estimate(monkeypatch):
         seen["shape"], seen["progress"] = image.shape, progress
         return psf, {"size": 9}
 
-    monkeypatch.setattr(blind, "estimate_kernel", fake_estimate)
+    monkeypatch.setattr(shake, "estimate_kernel", fake_estimate)   # the default estimator
     report = {"blur_type": "shake", "params": {}, "kernel": None}
     progress = lambda f, m="": None  # noqa: E731
     k = kernel_for_report(np.full((40, 50, 4), 0.5, np.float32), report, progress=progress)

@@ -35,7 +35,7 @@ class ShakeSettings:
     min_image: int = 100            # ... or to an image of this many px on its shorter side
     max_side: int = 900             # the estimation region's side at the finest level (px)
     work_pixels: int = 1_300_000    # photos above this many pixels are estimated downscaled
-    window_fraction: float = 0.075  # size not given: window = this share of the working photo's longer side
+    window_fraction: float = 0.09   # size not given: window = this share of the working photo's longer side
     min_window: int = 25
     max_window: int = 75            # at the working scale; a downscaled photo's kernel grows with it
 
