@@ -356,7 +356,9 @@ def main(argv=None) -> int:
         print(f"| {i} | {name[:28]} | {kname} | {k.shape[0]} | {ke.shape[0]} | {sims[-1]:.3f} | "
               f"{ratio:.2f} | {sub[-1]:.2f} | {psnr[-1][0]:.2f} / {psnr[-1][1]:.2f} | {pr} | {dt:.2f} | {rt_mp[-1]:.1f} |", flush=True)
     r = np.array(ratios)
-    label = f"latent net {os.path.basename(args.latent_net)}, one step" if args.latent_net else "deblur_core.blind"
+    label = (f"latent net {os.path.basename(args.latent_net)}, one step" if args.latent_net else
+             "the product's deblur(mode='shake')" if args.product else
+             {"dark": "deblur_core.shake", "classic": "deblur_core.blind"}[args.method])
     print(f"\nblind ({label}): ratio <= 2: {np.mean(r <= 2) * 100:.0f} %, <= 3: {np.mean(r <= 3) * 100:.0f} %, "
           f"median ratio {np.median(r):.2f}; median runtime {np.median(rt_mp):.1f} s/MP "
           f"(targets: >= 70 % at <= 2, >= 90 % at <= 3); kernel similarity median {np.median(sims):.3f}, "
