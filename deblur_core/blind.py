@@ -715,7 +715,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     yb = (yb - lo) / scale
     yb_fine = None if yb_fine is None else (yb_fine - lo) / scale
     valid = valid_full[y0:y0 + h, x0:x0 + w]
-    _check_edges(luma[y0:y0 + h, x0:x0 + w], valid, ks_req)
+    valid = _check_edges(luma[y0:y0 + h, x0:x0 + w], valid, lin_max[y0:y0 + h, x0:x0 + w], ks_req)
 
     # --- pyramid ---
     n_levels = max(1, int(math.floor(math.log(_COARSEST / ks_req) / math.log(_RATIO))) + 1) if ks_req > _COARSEST else 1
@@ -838,15 +838,17 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     return psf.astype(np.float32), info
 
 
-def _check_edges(region_luma, valid, kernel_side):
-    """Refuse a region only when too few useful gradients remain for the kernel step (plain sky or wall),
-    whatever share of it is clipped (issue 24): :func:`deblur_core.shake.regions.check_gradients` on the
-    region, sRGB-encoded."""
+def _check_edges(region_luma, valid, region_lin_max, kernel_side):
+    """The region's usable mask: refused (:class:`~deblur_core.shake.TooFewEdges`) only when too few useful
+    gradients remain for the kernel step (plain sky or wall), whatever share of it is clipped (issue 24);
+    the lights' margins given back when they would leave too few
+    (:func:`deblur_core.shake.regions.usable_with_edges`, on the region sRGB-encoded)."""
     from .color import linear_to_srgb
     from .deconvolution import estimate_noise
-    from .shake.regions import check_gradients
+    from .shake.regions import usable_with_edges
     g = linear_to_srgb(region_luma)
-    check_gradients(g, valid, kernel_side, float(estimate_noise(g, jpeg_robust=True)))
+    return usable_with_edges(g, valid, region_lin_max, kernel_side, float(estimate_noise(g, jpeg_robust=True)),
+                             0.97)[0]
 
 
 def _denoised_region(image, region, linear):

@@ -9,7 +9,7 @@ import numpy as np
 from ..color import srgb_to_linear, validate_image
 from .kernel_step import odd, resize_kernel, trim_kernel
 from .pyramid import coarse_to_fine, level_sizes, refine_level
-from .regions import check_gradients, pick_region, usable_mask, working_gray
+from .regions import check_gradients, pick_region, usable_mask, usable_with_edges, working_gray
 from .settings import DEFAULT
 
 __all__ = ["estimate_kernel", "refine_kernel", "MIN_KERNEL", "MAX_KERNEL", "clip_region"]
@@ -116,8 +116,10 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
     g = np.ascontiguousarray(gray[wy:wy + wh, wx:wx + ww])
     u = np.ascontiguousarray(usable[wy:wy + wh, wx:wx + ww])
     sigma = _noise_sigma(g)
-    n_useful = check_gradients(g, u, ks, sigma)
+    u, n_useful, note = usable_with_edges(g, u, top[wy:wy + wh, wx:wx + ww], ks, sigma, settings.clip_level)
     g, warnings = _prepare(g, sigma, settings)
+    if note:
+        warnings.append(note)
     sizes, _ = level_sizes(ks, settings.coarsest, min(g.shape), settings.min_image)
     tick = _Ticker(progress, len(sizes) * settings.iterations, "Estimating the camera shake")
     k, latent, notes = coarse_to_fine(g, None if u.all() else u, ks, settings, tick)
@@ -193,7 +195,7 @@ def refine_kernel(image: np.ndarray, psf: np.ndarray, kernel_size: int, *, roi, 
     gray, top = working_gray(img[y0:y0 + rh, x0:x0 + rw], False)
     usable, _ = usable_mask(top, ks, settings.clip_level)
     sigma = _noise_sigma(gray)
-    check_gradients(gray, usable, ks, sigma)
+    usable, _, _ = usable_with_edges(gray, usable, top, ks, sigma, settings.clip_level)
     gray, _ = _prepare(gray, sigma, settings)
     tick = _Ticker(progress, settings.iterations, "Refining the kernel")
     k, _ = refine_level(gray, None if usable.all() else usable, np.asarray(psf, np.float64), ks, settings, tick)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..color import srgb_to_linear
 
-__all__ = ["working_gray", "usable_mask", "pick_region", "check_gradients", "TooFewEdges"]
+__all__ = ["working_gray", "usable_mask", "pick_region", "check_gradients", "usable_with_edges", "TooFewEdges"]
 
 
 class TooFewEdges(ValueError):
@@ -139,3 +139,19 @@ def check_gradients(gray: np.ndarray, usable: np.ndarray, kernel_side: int, nois
                           "paper): select an area with clear detail such as text, edges or small lights, "
                           "or use Focus Correction or Smart Sharpen")
     return n
+
+
+def usable_with_edges(gray: np.ndarray, usable: np.ndarray, top: np.ndarray, kernel_side: int, noise_sigma: float,
+                      clip_level: float):
+    """(usable mask, useful-gradient count, note or None): ``usable`` when it leaves enough useful
+    gradients; when the lights' margins would leave too few (a photo strewn with glints), only the clipped
+    pixels themselves, with a note saying so; :class:`TooFewEdges` when even that is too few."""
+    try:
+        return usable, check_gradients(gray, usable, kernel_side, noise_sigma), None
+    except TooFewEdges:
+        bare = top < clip_level
+        if bare.sum() <= usable.sum():
+            raise
+        n = check_gradients(gray, bare, kernel_side, noise_sigma)
+        return bare, n, ("many small clipped highlights: their surroundings were kept in the kernel estimate, "
+                         "which may make it less exact")
