@@ -4,7 +4,7 @@ keeps a worker waiting); numpy and OpenCV are imported on first use, so that a n
 request while the engine imports.
 
 request, on stdin (or a standby worker's socket):
-    one JSON line  {"op": "deblur" | "analyze" | "ping", "width": W, "height": H, "channels": C,
+    one JSON line  {"op": "deblur" | "analyze" | "focus" | "ping", "width": W, "height": H, "channels": C,
                     "dtype": "f32" | "u16" | "u8", "options": {...}}
     then W*H*C little-endian values of that type (row-major, channels last; default "f32"),
     sRGB-encoded, [0, 1] for f32 or the full integer range (the bytes of a GIMP "R'G'B'A float" /
@@ -31,6 +31,11 @@ the mask (or the original), as the new layer with its mask will look.
 
 analyze options: want_kernel (true: the report gets the blur kernel, and the answer one output
 "kernel", a small picture of it, :func:`kernel_view`).
+
+focus (where a dialog's preview opens): the report is :func:`deblur_core.focus_point.focus_point`'s
+dict {"x", "y", "box": [x, y, w, h], "source": "face" | "detail", ...}, no outputs. The pixels may be a
+shrunk copy: options scale (image px per sent px, default 1) and origin ([x, y] of the sent area in the
+image, default [0, 0]) put the answer in the image's pixels (:func:`focus_kwargs`).
 """
 from __future__ import annotations
 
@@ -42,7 +47,7 @@ from ..vocabulary import MASKS, MODES
 
 PROTOCOL_VERSION = 2
 MAX_PIXELS = 400_000_000  # sanity bound on W*H*C (1.6 GB of float32)
-OPS = ("deblur", "analyze", "ping")
+OPS = ("deblur", "analyze", "ping", "focus")
 
 # Mode options the engine knows; 0 / None from the plug-in means "auto" and is not passed on.
 NUMERIC_OPTIONS = ("length", "angle", "radius", "kernel_size", "sharpen_radius", "amount", "threshold",
@@ -134,7 +139,7 @@ def parse_header(stream):
         raise ProtocolError("the request line must be a JSON object")
     op = req.get("op")
     if op not in OPS:
-        raise ProtocolError(f"unknown op {op!r} (expected 'deblur', 'analyze' or 'ping')")
+        raise ProtocolError(f"unknown op {op!r} (expected 'deblur', 'analyze', 'focus' or 'ping')")
     if op != "ping":
         try:
             w, h, c = int(req["width"]), int(req["height"]), int(req["channels"])
@@ -193,6 +198,32 @@ def deblur_kwargs(opts):
         extra["roi"] = tuple(int(v) for v in roi)
     kernel = opts.get("kernel")  # optional explicit PSF (list of lists)
     return mode, strength, mask, kernel, extra
+
+
+def focus_kwargs(opts):
+    """A focus request's options, checked -> (scale, origin x, origin y, look for faces)."""
+    try:
+        scale = float(opts.get("scale") or 1.0)
+        origin = opts.get("origin") or (0, 0)
+        ox, oy = float(origin[0]), float(origin[1])
+    except (TypeError, ValueError, IndexError, KeyError):
+        raise ProtocolError("focus options: scale must be a number and origin a pair of numbers") from None
+    if not (math.isfinite(scale) and scale > 0 and math.isfinite(ox) and math.isfinite(oy)):
+        raise ProtocolError("focus options: scale must be a positive number and origin finite")
+    return scale, ox, oy, bool(opts.get("faces", True))
+
+
+def focus_to_image(point, scale, ox, oy):
+    """focus_point's dict on a shrunk copy -> the same in the image's pixels (ints)."""
+    out = dict(point)
+    out["x"] = int(round(ox + (float(point["x"]) + 0.5) * scale - 0.5))
+    out["y"] = int(round(oy + (float(point["y"]) + 0.5) * scale - 0.5))
+    box = point.get("box")
+    if box is not None and len(box) == 4:
+        bx, by, bw, bh = (float(v) for v in box)
+        out["box"] = [int(round(ox + bx * scale)), int(round(oy + by * scale)),
+                      int(round(bw * scale)), int(round(bh * scale))]
+    return out
 
 
 def check_kernel(kernel):

@@ -1,5 +1,5 @@
-"""Answering a request: the engine imported in a thread while the pixels arrive, then ping, analyze or
-deblur, and the answer written (:mod:`.protocol` for the wire format); :func:`main` is
+"""Answering a request: the engine imported in a thread while the pixels arrive, then ping, analyze,
+focus or deblur, and the answer written (:mod:`.protocol` for the wire format); :func:`main` is
 ``python -m deblur_core.worker``, which goes on as a standby worker (:mod:`.standby`) when asked to.
 
 stdout carries the protocol only: everything else printed in this process (Python or C libraries)
@@ -17,8 +17,8 @@ import traceback
 
 from . import standby as _standby
 from .protocol import (PROTOCOL_VERSION, Channel, ProtocolError, as_engine_image, check_kernel,
-                       deblur_kwargs, error_sentence, finish_image, finish_mask, itemsize, kernel_view,
-                       mask_dtype, parse_header, read_exact, to_wire)
+                       deblur_kwargs, error_sentence, finish_image, finish_mask, focus_kwargs, focus_to_image,
+                       itemsize, kernel_view, mask_dtype, parse_header, read_exact, to_wire)
 
 _STARTED = time.monotonic()  # the process's start, for the timing report of its first request
 
@@ -90,6 +90,15 @@ def _report_kernel(eng, image, report, progress):
     return kernel.round(6).tolist()
 
 
+def _focus_point(eng):
+    """The engine's focus_point (where a preview opens), or deblur_core's when the engine module (a
+    substitute, AI_DEBLUR_ENGINE) has none."""
+    fn = getattr(eng, "focus_point", None)
+    if callable(fn):
+        return fn
+    return importlib.import_module("deblur_core.focus_point").focus_point
+
+
 def serve(stdin, chan, engine_import=None):
     """Answer the one request on ``stdin`` through ``chan``; returns the exit code (0)."""
     engine_import = engine_import or EngineImport()
@@ -124,6 +133,15 @@ def serve(stdin, chan, engine_import=None):
             f = 0.0
         f = min(1.0, max(0.0, f)) if math.isfinite(f) else 0.0
         chan.line({"progress": f, "message": str(message or "")})
+
+    if op == "focus":
+        scale, ox, oy, faces = focus_kwargs(opts)
+        t0 = time.perf_counter()
+        point = _focus_point(eng)(image, faces=faces)
+        report = focus_to_image(point, scale, ox, oy)
+        report["engine_s"] = round(time.perf_counter() - t0, 3)
+        chan.line({"ok": True, "report": report, "outputs": []})
+        return 0
 
     if op == "analyze":
         progress(0.0, "Analyzing blur")
