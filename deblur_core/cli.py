@@ -62,14 +62,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _read(path):
-    from .imageio import ImageReadError, read_image
+    from .imageio import ImageReadError, read_image_meta
     from .memory import policy_for
     try:
-        image, dtype = read_image(path)
+        image, dtype, meta = read_image_meta(path)  # upright (EXIF orientation applied)
     except ImageReadError as exc:
         raise CliError(str(exc)) from None
     policy_for(image.shape[0] * image.shape[1])  # this process is ours (deblur_core/memory.py)
-    return image, dtype
+    return image, dtype, meta
 
 
 def _check_output(path):
@@ -83,7 +83,7 @@ def _check_output(path):
 
 def cmd_analyze(args) -> int:
     from .classifier import analyze
-    image, _ = _read(args.photo)
+    image, _, _ = _read(args.photo)
     report = analyze(image)
     if args.kernel_out:
         from .kernel_report import kernel_for_report
@@ -108,7 +108,7 @@ def cmd_deblur(args) -> int:
     for extra in (args.mask_out, args.report, args.kernel_out):
         if extra:
             _check_output(extra if not extra.endswith(".json") else extra + ".png")
-    image, dtype = _read(args.photo)
+    image, dtype, meta = _read(args.photo)
     psf = None
     if args.kernel:
         try:
@@ -133,7 +133,7 @@ def cmd_deblur(args) -> int:
     if not args.quiet:
         print(file=sys.stderr)
     from .imageio import write_image
-    write_image(args.output, res.image, dtype)
+    write_image(args.output, res.image, dtype, meta=meta)  # EXIF (orientation 1), ICC and XMP kept
     if args.mask_out:
         write_image(args.mask_out, res.mask, np.uint16 if dtype != np.uint8 else np.uint8)
     if args.kernel_out and res.kernel is not None:
