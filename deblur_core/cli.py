@@ -1,5 +1,7 @@
-"""Command line: ``python -m deblur_core analyze PHOTO --json`` and
-``python -m deblur_core deblur PHOTO -o OUT [--mode M] [--strength S] [--kernel PSF.png] ...``.
+"""Command line: ``python -m deblur_core analyze PHOTO --json``,
+``python -m deblur_core deblur PHOTO -o OUT [--mode M] [--strength S] [--kernel PSF.png] ...`` and
+``python -m deblur_core batch INPUT... -o OUT_DIR [--jobs N] [--resume] [--scheduler tcp://HOST:8786]``
+(deblur_core/batch.py: the same photo code path as ``deblur``).
 
 Errors are one line on stderr and a non-zero exit (2: bad input or arguments, 1: processing failed);
 no output file is written unless processing succeeded.
@@ -58,6 +60,45 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--threshold", type=float, default=0.0)
     d.add_argument("--classical", action="store_true", help="do not use the neural network")
     d.add_argument("--quiet", action="store_true")
+    b = sub.add_parser(
+        "batch", help="restore every photo of folders (recursively) into an output folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Restore many photos: folders are walked recursively and their sub-folder layout is kept "
+                    "under OUT_DIR; EXIF, ICC profile and XMP, bit depth and alpha are kept. Each photo is one "
+                    "job; outputs are written atomically and never over an input. A photo that cannot be read "
+                    "or restored is reported and the batch goes on.",
+        epilog="report: one JSON line per photo (input, output, status done/failed, blur_type, verdict, action, "
+               "kernel_size, seconds, warnings, error), by default OUT_DIR/batch-report.jsonl.\n"
+               "exit status: 0 when every photo was restored, 1 when any failed (the count is printed), "
+               "2 for bad arguments.\n"
+               "Dask: pip install -r requirements-dask.txt; start a scheduler (dask scheduler) and workers "
+               "(dask worker tcp://HOST:8786) that can import deblur_core, then --scheduler tcp://HOST:8786.")
+    b.add_argument("inputs", nargs="+", metavar="INPUT", help="photos or folders (walked recursively)")
+    b.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR", help="output folder (created)")
+    b.add_argument("--mode", default="auto", choices=MODES)
+    b.add_argument("--strength", type=float, default=50.0, help="0..100, default 50")
+    b.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="photos restored at once, each in its own worker process (default 1: in this "
+                        "process); memory is one photo's per job")
+    b.add_argument("--resume", action="store_true",
+                   help="skip photos an earlier run finished: a 'done' line in the report AND the output file "
+                        "present; finished outputs are left untouched and the report is appended to")
+    b.add_argument("--pattern", metavar="GLOB",
+                   help="which files of the folders to take, e.g. '*.jpg' (case-insensitive; default: "
+                        "*.jpg *.jpeg *.png *.tif *.tiff)")
+    b.add_argument("--format", default="same", choices=["png", "tif", "jpg", "same"],
+                   help="output format (default: same as the input)")
+    b.add_argument("--report", metavar="REPORT.jsonl", help="report file (default OUT_DIR/batch-report.jsonl)")
+    b.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                   help="run on a Dask distributed cluster, one task per photo (optional dependency: "
+                        "requirements-dask.txt); photos travel as file paths on storage the workers share")
+    b.add_argument("--no-shared-storage", action="store_true",
+                   help="with --scheduler: send each photo's bytes to the workers and take the output's bytes "
+                        "back (workers need not see these folders)")
+    b.add_argument("--classical", action="store_true", help="do not use the neural network")
+    b.add_argument("--shake-method", default=None, choices=["classic", "dark"],
+                   help="camera-shake kernel estimator tried first (see deblur --help)")
+    b.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     return p
 
 
@@ -102,8 +143,8 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_deblur(args) -> int:
+    from .batch import restore_photo
     from .kernels import load_kernel, save_kernel
-    from .pipeline import deblur
     _check_output(args.output)
     for extra in (args.mask_out, args.report, args.kernel_out):
         if extra:
@@ -125,15 +166,18 @@ def cmd_deblur(args) -> int:
         if not args.quiet:
             print(f"\r{int(f * 100):3d}% {m:<30}", end="", file=sys.stderr, flush=True)
 
-    res = deblur(image, args.mode, args.strength, psf, mask=args.mask, progress=progress,
-                 length=args.length, angle=args.angle, radius=args.radius, kernel_size=args.kernel_size,
-                 sharpen_radius=args.sharpen_radius, amount=args.amount, threshold=args.threshold,
-                 use_network=False if args.classical else None, shake_regions=args.shake_regions or None,
-                 **({"shake_method": args.shake_method} if args.shake_method else {}))
+    res, blob = restore_photo(image, dtype, meta, os.path.splitext(args.output)[1], mode=args.mode,
+                              strength=args.strength, kernel=psf, mask=args.mask, progress=progress,
+                              length=args.length, angle=args.angle, radius=args.radius,
+                              kernel_size=args.kernel_size, sharpen_radius=args.sharpen_radius,
+                              amount=args.amount, threshold=args.threshold,
+                              use_network=False if args.classical else None,
+                              shake_regions=args.shake_regions or None,
+                              **({"shake_method": args.shake_method} if args.shake_method else {}))
     if not args.quiet:
         print(file=sys.stderr)
-    from .imageio import write_image
-    write_image(args.output, res.image, dtype, meta=meta)  # EXIF (orientation 1), ICC and XMP kept
+    from .imageio import write_atomic, write_image
+    write_atomic(args.output, blob)  # EXIF (orientation 1), ICC and XMP kept
     if args.mask_out:
         write_image(args.mask_out, res.mask, np.uint16 if dtype != np.uint8 else np.uint8)
     if args.kernel_out and res.kernel is not None:
@@ -150,10 +194,35 @@ def cmd_deblur(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from .batch import BatchError, run_batch
+    if not 0 <= args.strength <= 100:
+        raise CliError("--strength must be between 0 and 100")
+    if args.no_shared_storage and not args.scheduler:
+        raise CliError("--no-shared-storage needs --scheduler")
+    options = {"mode": args.mode, "strength": args.strength, "use_network": False if args.classical else None,
+               **({"shake_method": args.shake_method} if args.shake_method else {})}
+    try:
+        counts = run_batch(args.inputs, args.output_dir, options=options, jobs=args.jobs, resume=args.resume,
+                           pattern=args.pattern, fmt=args.format, report=args.report, scheduler=args.scheduler,
+                           shared_storage=not args.no_shared_storage, quiet=args.quiet)
+    except BatchError as exc:
+        raise CliError(str(exc)) from None
+    summary = (f"{counts['done']} restored, {counts['skipped']} already done, {counts['failed']} failed "
+               f"of {counts['total']} photos; report: {counts['report']}")
+    print(summary, file=sys.stderr)
+    if counts["failed"]:
+        for name in counts["failed_inputs"]:
+            print(f"failed: {name}", file=sys.stderr)
+        print(f"error: {counts['failed']} photo{'s' if counts['failed'] > 1 else ''} failed", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return cmd_analyze(args) if args.command == "analyze" else cmd_deblur(args)
+        return {"analyze": cmd_analyze, "deblur": cmd_deblur, "batch": cmd_batch}[args.command](args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
