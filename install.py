@@ -37,6 +37,7 @@ LOCALE_DIR = "locale"  # the plug-in's translations (its do_set_i18n names this 
 VENV = os.path.join(REPO, ".venv")
 REQUIREMENTS = os.path.join(REPO, "requirements.txt")
 REQUIREMENTS_DEV = os.path.join(REPO, "requirements-dev.txt")
+REQUIREMENTS_DASK = os.path.join(REPO, "requirements-dask.txt")  # included by requirements-dev.txt
 STAMP = ".ai-deblur-requirements"
 SAMPLE_PHOTO = os.path.join(REPO, "samples", "sample-shake.jpg")
 OUT_DIR = os.path.join(REPO, "out")
@@ -100,7 +101,7 @@ def gimp_missing_help():
 # -- venv ------------------------------------------------------------------------------------------------
 def _requirements_digest(dev):
     h = hashlib.sha256()
-    for path in (REQUIREMENTS, REQUIREMENTS_DEV) if dev else (REQUIREMENTS,):
+    for path in (REQUIREMENTS, REQUIREMENTS_DEV, REQUIREMENTS_DASK) if dev else (REQUIREMENTS,):
         with open(path, "rb") as fh:
             h.update(fh.read())
     h.update(sys.version.encode())

@@ -114,3 +114,26 @@ def test_jobs_two_same_outputs_as_one(tree, tmp_path):
                "--quiet").returncode == 1
     a, b = _outputs(one), _outputs(two)
     assert set(a) == {"a.png", "sub/b.png", "sub/deeper/c.png"} and a == b
+
+
+def test_dask_local_cluster_bit_for_bit(tree, tmp_path, monkeypatch):
+    """--scheduler on a LocalCluster of 2 worker processes: paths on shared storage, and bytes without it,
+    give the local run's files bit for bit (and the same report verdicts, the corrupt file failed)."""
+    import distributed  # requirements-dev.txt includes requirements-dask.txt: CI has it, no skip
+    src, _ = tree
+    monkeypatch.setenv("PYTHONPATH", ROOT)
+    local = tmp_path / "local"
+    assert run(str(src), "-o", str(local), "--mode", "sharpen", "--quiet").returncode == 1
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as cluster:
+        for name, extra in (("shared", []), ("bytes", ["--no-shared-storage"])):
+            out = tmp_path / name
+            r = run(str(src), "-o", str(out), "--mode", "sharpen", "--scheduler", cluster.scheduler_address,
+                    *extra)
+            assert r.returncode == 1 and "1 photo failed" in r.stderr, r.stderr
+            assert _outputs(out) == _outputs(local), name
+            rep = {os.path.basename(l["input"]): (l["status"], l["blur_type"], l["action"])
+                   for l in _lines(out / "batch-report.jsonl")}
+            ref = {os.path.basename(l["input"]): (l["status"], l["blur_type"], l["action"])
+                   for l in _lines(local / "batch-report.jsonl")}
+            assert rep == ref, name
