@@ -125,6 +125,7 @@ def test_auto_regions_by_photo_size():
     assert GRID_MIN_SIDE == 1024
     assert auto_regions(GRID_MIN_SIDE, 4000) == 2 and auto_regions(4000, GRID_MIN_SIDE) == 2
     assert auto_regions(GRID_MIN_SIDE - 1, 4000) == 1 and auto_regions(512, 512) == 1
+    assert auto_regions(3000, 4000) == 1            # 12 MP: one kernel (a grid restores 2.25x the area)
 
 
 def test_deblur_picks_the_grid_on_large_photos():
