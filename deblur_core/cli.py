@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                "exit status: 0 when every photo was restored, 1 when any failed (the count is printed), "
                "2 for bad arguments.\n"
                "Dask: pip install -r requirements-dask.txt; start a scheduler (dask scheduler) and workers "
-               "(dask worker tcp://HOST:8786) that can import deblur_core, then --scheduler tcp://HOST:8786.")
+               "(dask worker tcp://HOST:8786), both able to import deblur_core (PYTHONPATH=this repository, "
+               "its venv), then --scheduler tcp://HOST:8786.")
     b.add_argument("inputs", nargs="+", metavar="INPUT", help="photos or folders (walked recursively)")
     b.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR", help="output folder (created)")
     b.add_argument("--mode", default="auto", choices=MODES)
