@@ -15,7 +15,7 @@ from .kernels import defocus_kernel, gaussian_kernel, motion_kernel, normalize
 from .sharpen import smart_sharpen, unsharp_mask
 from .vocabulary import MASKS, MODES, mode_for_blur_type
 
-__all__ = ["deblur", "DeblurResult", "MODES", "SHAKE_METHODS"]
+__all__ = ["deblur", "DeblurResult", "MODES", "SHAKE_METHODS", "Strength", "strength_settings"]
 
 SHAKE_METHODS = ("dark", "classic")
 
@@ -40,13 +40,28 @@ def _progress(cb, fraction, message):
         cb(float(fraction), message)
 
 
-def _strength_settings(strength: float):
-    """Strength 0..100 -> (blend, regularisation scale). 50 (the default) is the recommended correction;
-    below 50 it fades toward the original, above 50 regularisation relaxes (more detail, more risk)."""
-    s = float(np.clip(strength, 0, 100))
-    if s <= 50:
-        return s / 50.0, 1.0
-    return 1.0, 2.0 ** (-(s - 50) / 25.0)
+@dataclass(frozen=True)
+class Strength:
+    """What the strength slider (0..100) means, computed once (:func:`strength_settings`) and read by every
+    route. 50, the default, is the recommended correction; below 50 the result fades toward the original,
+    above 50 the restoration relaxes its regularisation (more detail, more risk)."""
+
+    percent: float          # the slider, 0..100 (Old Photo Clarity maps it onto its own curves)
+    blend: float            # share of the correction in the result, 0..1 (the guards may lower it)
+    regularization: float   # deconvolution's regularisation scale: 1 at <= 50, halving every 25 above
+    sharpen_amount: float   # Smart Sharpen's amount when not given
+    gentle_amount: float    # gentle sharpening of a photo already sharp, or in place of an untrusted kernel
+
+
+def strength_settings(strength: float) -> Strength:
+    """The :class:`Strength` record for a slider value in [0, 100] (ValueError outside)."""
+    s = float(strength)
+    if not 0 <= s <= 100:
+        raise ValueError("strength must be between 0 and 100")
+    blend = min(s / 50.0, 1.0)
+    reg = 1.0 if s <= 50 else 2.0 ** (-(s - 50) / 25.0)
+    return Strength(percent=s, blend=blend, regularization=reg, sharpen_amount=1.0 / reg,
+                    gentle_amount=0.5 / reg ** 0.5)
 
 
 def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: np.ndarray | None = None, *,
@@ -92,8 +107,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; choose from {', '.join(MASKS)}")
     image = validate_image(image)
-    if not 0 <= float(strength) <= 100:
-        raise ValueError("strength must be between 0 and 100")
+    st = strength_settings(strength)        # what the slider means, for every route below
     from .spatial import MAX_REGIONS, auto_regions
     if shake_method not in SHAKE_METHODS:
         raise ValueError(f"unknown shake method {shake_method!r}; choose from {', '.join(SHAKE_METHODS)}")
@@ -108,7 +122,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     report = analyze(color)
     report["mode"] = mode
     report["strength"] = float(strength)
-    blend, reg_scale = _strength_settings(strength)
+    blend, reg_scale = st.blend, st.regularization
     psf = None
     action = ""
     layers: list = []
@@ -135,12 +149,12 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         restored = _restore(color, psf, reg_scale, use_network, report, progress)
     elif route == "sharpen":
         r = sharpen_radius or float(np.clip(report["edge_blur"] * 1.5, 0.7, 4.0))
-        a = amount if amount is not None else 1.0 / reg_scale
+        a = amount if amount is not None else st.sharpen_amount
         restored = unsharp_mask(color, r, a, threshold)
         action = f"smart sharpen radius {r:.1f} px, amount {a:.2f}"
     elif route == "old-photo":
         from .oldphoto import old_photo
-        op = old_photo(color, strength, use_network=use_network,
+        op = old_photo(color, st.percent, use_network=use_network,
                        progress=(lambda f, m: _progress(progress, 0.3 + 0.5 * f, m)) if progress else None)
         cm = op["clarity_mask"] if color.ndim == 2 else op["clarity_mask"][..., None]
         restored = op["clarity"] * cm + op["background"] * (1 - cm)
@@ -150,7 +164,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         layers = [{"name": "Old Photo Clarity: background", "image": op["background"], "mask": op["background_mask"]},
                   {"name": "Old Photo Clarity: subjects", "image": op["clarity"], "mask": op["clarity_mask"]}]
     else:  # nothing to do: a sharp photo gets a gentle deconvolution sharpening
-        restored = smart_sharpen(color, amount=0.5 / reg_scale ** 0.5)
+        restored = smart_sharpen(color, amount=st.gentle_amount)
     _progress(progress, 0.85, "Building mask")
     user_kernel = kernel is not None or (mode == "motion" and length is not None and angle is not None) or \
         (mode == "focus" and radius is not None)
@@ -177,7 +191,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
                 report["warnings"].append(f"{what} did not explain the blur; the {method} camera-shake estimate did")
                 restored, psf, action, trusted = restored2, psf2, action2, True
         if not trusted:
-            restored, route, psf = _fallback_sharpen(color, report), "smart", None
+            restored, route, psf = _fallback_sharpen(color, report, st), "smart", None
             action = "gentle sharpening (the estimated blur was not trusted)"
     if route != "old-photo":
         blend = _apply_guard(restored, color, blend, route, psf, report)
@@ -319,7 +333,7 @@ def _kernel_trusted(color, restored, psf, report) -> bool:
     return trusted
 
 
-def _fallback_sharpen(color, report):
+def _fallback_sharpen(color, report, st):
     """Gentle sharpening in place of a restoration whose kernel was not trusted, said in plain words."""
     residual = report["harm"]["reblur_residual"]
     report["warnings"].append(
@@ -327,7 +341,7 @@ def _fallback_sharpen(color, report):
         f"{residual:.0f}x more than the noise), so deblurring it would add ringing stripes: gentle sharpening "
         "was used instead. Try Camera Shake on a selection with clear detail, or give the kernel size")
     report["fallback"] = "sharpen"
-    return smart_sharpen(color, amount=0.8)
+    return smart_sharpen(color, amount=1.6 * st.gentle_amount)
 
 
 # --- over-sharpening guard (issue 6; deblur_core/guard.py) ------------------------------------------
