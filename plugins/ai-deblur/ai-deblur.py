@@ -19,7 +19,8 @@ gi.require_version("GimpUi", "3.0")
 gi.require_version("Gegl", "0.4")
 gi.require_version("Gtk", "3.0")
 gi.require_version("Gdk", "3.0")
-from gi.repository import Gdk, Gimp, GimpUi, Gegl, GLib, GObject, Gtk  # noqa: E402
+gi.require_version("Pango", "1.0")
+from gi.repository import Gdk, Gimp, GimpUi, Gegl, GLib, GObject, Gtk, Pango  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import ai_deblur_client as client  # noqa: E402
@@ -586,7 +587,27 @@ def _run_analyze(run_mode, image, drawable, config):
 
 
 # ---------------------------------------------------------------------------------------------------
-PREVIEW_W, PREVIEW_H = 640, 480  # the preview's initial size (smaller layers: their size)
+PREVIEW_W, PREVIEW_H = 640, 480  # the preview's initial size when the screen's size is unknown
+PREVIEW_MAX_H, PREVIEW_MIN_H = 600, 360  # ... else as tall as the screen leaves room for, within these
+DIALOG_CONTROLS_H = 360  # what the dialog's controls, title bar and panels take of the screen's height
+
+
+def _preview_size(drawable):
+    """The preview's size as the dialog opens: 4:3, as tall as the screen allows with the dialog's
+    controls below it (600 px on a 1080p screen, about 400 on a 768 px laptop screen), never larger
+    than the layer."""
+    w, h = PREVIEW_W, PREVIEW_H
+    try:
+        display = Gdk.Display.get_default()
+        monitor = display.get_primary_monitor() or display.get_monitor(0)
+        room = monitor.get_workarea().height - DIALOG_CONTROLS_H
+        h = max(PREVIEW_MIN_H, min(PREVIEW_MAX_H, room))
+        w = h * 4 // 3
+    except Exception:  # noqa: BLE001 - no display information: the default size
+        pass
+    return min(w, drawable.get_width()), min(h, drawable.get_height())
+FOCUS_SIDE = 1024      # the engine looks for the preview's opening spot on a copy this many px at most
+FOCUS_WAIT_MS = 12000  # the first preview waits this long at most for that spot (a cold engine start)
 
 
 class PreviewController:
@@ -596,7 +617,13 @@ class PreviewController:
 
     Zoom (100-800 %) magnifies the middle of the visible area by pixel repetition (GEGL's scaled
     read): the deblurring itself always runs on full-resolution pixels, so what the user inspects
-    (the eyes of a portrait) is exactly what the new layer will hold."""
+    (the eyes of a portrait) is exactly what the new layer will hold.
+
+    The preview opens centred on the subject: when the dialog opens, a shrunk copy of the layer goes
+    to the engine's "focus" op (deblur_core.focus_point: the largest face, else the most detailed
+    area), and the first result is computed there; on any failure the preview opens on the middle of
+    the layer. Until the user moves the preview (dragging, scroll bars, wheel), enlarging the dialog
+    keeps that spot in the middle."""
 
     MARGIN = 48
     ZOOMS = (1, 2, 4, 8)
@@ -624,6 +651,16 @@ class PreviewController:
         self.busy = False        # a preview is being computed (shown by the spinner)
         self.last = None         # (gen, original u8 bytes, result u8 bytes or None, w, h) last drawn
         self.zoom_box = self._zoom_widget()
+        # where the preview opens (start_focus): the engine's answer, the spot kept in the middle, and
+        # whether the first preview waits for it
+        self.focus = None          # {"x", "y", "source": "face" | "detail" | "middle", ...}
+        self.focus_target = None   # (x, y) in layer pixels, kept centred until the user moves the view
+        self.focus_pending = False
+        self.focus_timeout = None
+        self.focus_worker = None   # the engine call in flight (killed if the dialog closes first)
+        self.user_moved = False
+        self.closed = False
+        self._watch_user_moves()
 
     def _zoom_widget(self):
         box = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=6)
@@ -645,6 +682,9 @@ class PreviewController:
         # busy state: the engine takes seconds on some modes (camera shake)
         self.spinner = Gtk.Spinner()
         self.status = Gtk.Label(label="")
+        self.status.set_ellipsize(Pango.EllipsizeMode.END)  # a long message never widens the dialog
+        self.status.set_width_chars(8)
+        self.status.set_max_width_chars(28)
         box.pack_end(self.status, False, False, 0)
         box.pack_end(self.spinner, False, False, 0)
         return box
@@ -692,7 +732,150 @@ class PreviewController:
     def _on_invalidated(self, preview):
         if self.timeout:
             GLib.source_remove(self.timeout)
+            self.timeout = None
+        if self.focus_pending:
+            return  # the first preview is computed where the preview opens, once that is known
         self.timeout = GLib.timeout_add(250, self._start)  # debounce slider drags
+
+    # where the preview opens ------------------------------------------------------------------------
+    def _bounds(self):
+        """(x0, y0, x1, y1): the part of the layer the preview can show (the selection's bounds)."""
+        try:
+            x0, y0, x1, y1 = self.preview.get_bounds()
+            if x1 > x0 and y1 > y0:
+                return x0, y0, x1, y1
+        except Exception:  # noqa: BLE001
+            pass
+        return 0, 0, self.drawable.get_width(), self.drawable.get_height()
+
+    def start_focus(self):
+        """Ask the engine, in a thread, where the preview should open (a shrunk copy of the previewed
+        area, read here in the main thread); the first preview waits for the answer (FOCUS_WAIT_MS at
+        most). Called once, as the dialog opens."""
+        if self.closed:
+            return False
+        if self.timeout:  # a preview of the spot the dialog opened on: not needed
+            GLib.source_remove(self.timeout)
+            self.timeout = None
+        x0, y0, x1, y1 = self._bounds()
+        bw, bh = x1 - x0, y1 - y0
+        s = min(1.0, FOCUS_SIDE / float(max(bw, bh)))
+        sw, sh = max(1, int(bw * s)), max(1, int(bh * s))
+        try:
+            buf = self.drawable.get_buffer()
+            data = bytes(buf.get(Gegl.Rectangle.new(int(round(x0 * s)), int(round(y0 * s)), sw, sh), s,
+                                 self.u8, Gegl.AbyssPolicy.CLAMP))
+        except Exception as exc:  # noqa: BLE001 - a preview must never break the dialog
+            print("ai-deblur preview: cannot read the layer for its focus point:", exc, file=sys.stderr)
+            self._focus_done(None)
+            return False
+        self.focus_pending = True
+        self._set_busy(True, _("Finding the subject..."))
+        self.focus_timeout = GLib.timeout_add(FOCUS_WAIT_MS, self._focus_waited)
+        options = {"scale": bw / float(sw), "origin": [x0, y0]}
+        threading.Thread(target=self._focus_work, args=(data, sw, sh, options), daemon=True).start()
+        return False
+
+    def _focus_work(self, data, sw, sh, options):  # worker thread
+        report = None
+        try:
+            worker = client.Worker(standby=True)
+            with self.lock:
+                if self.closed:
+                    return
+                self.focus_worker = worker
+            report, _outputs = worker.request("focus", sw, sh, self.channels, data, options, dtype="u8")
+        except Exception as exc:  # noqa: BLE001 - WorkerError, unreadable settings: open on the middle
+            print("ai-deblur preview: no focus point:", exc, file=sys.stderr)
+        with self.lock:
+            self.focus_worker = None
+        GLib.idle_add(self._focus_done, report)
+
+    def _focus_waited(self):
+        """The engine took too long: open on the middle (its answer, if it comes, still moves the view
+        unless the user has moved it)."""
+        self.focus_timeout = None
+        if self.focus_pending:
+            print("ai-deblur preview: the focus point took longer than %d ms" % FOCUS_WAIT_MS, file=sys.stderr)
+            self._open_on(None)
+        return False
+
+    def _focus_done(self, report):
+        if self.closed:
+            return False
+        if self.focus_timeout:
+            GLib.source_remove(self.focus_timeout)
+            self.focus_timeout = None
+        late = not self.focus_pending and self.focus is not None
+        if late and self.user_moved:
+            return False
+        self._open_on(report, late=late)
+        return False
+
+    def _open_on(self, report, late=False):
+        x0, y0, x1, y1 = self._bounds()
+        try:
+            x, y = int(report["x"]), int(report["y"])
+            if not (x0 <= x < x1 and y0 <= y < y1):
+                raise ValueError("the focus point (%d, %d) is outside the layer" % (x, y))
+            focus = dict(report)
+        except (TypeError, KeyError, ValueError) as exc:
+            if report is not None:
+                print("ai-deblur preview: focus point ignored:", exc, file=sys.stderr)
+            x, y = (x0 + x1) // 2, (y0 + y1) // 2
+            focus = {"x": x, "y": y, "source": "middle"}
+        if late and focus["source"] == "middle":
+            return
+        self.focus = focus
+        self.focus_target = (x, y)
+        was_pending, self.focus_pending = self.focus_pending, False
+        if was_pending:
+            self._set_busy(False)
+        if os.environ.get("AI_DEBLUR_DEBUG"):
+            print("ai-deblur preview: opens on the %s at %d,%d" % (focus["source"], x, y), file=sys.stderr)
+        self._centre()
+        self._on_invalidated(self.preview)
+
+    def _centre(self):
+        """Scroll so that focus_target is in the middle of the visible area (as far as the layer's
+        edges allow)."""
+        if self.focus_target is None:
+            return False
+        w, h = self.preview.get_size()
+        if w <= 0 or h <= 0:
+            return False
+        x, y = self.focus_target
+        try:
+            self.preview.set_position(int(x - w // 2), int(y - h // 2))
+        except Exception as exc:  # noqa: BLE001 - a preview must never break the dialog
+            print("ai-deblur preview: cannot scroll:", exc, file=sys.stderr)
+        return False
+
+    def _watch_user_moves(self):
+        """Note when the user moves the view (drag, wheel, scroll bars, the navigation button): then
+        the preview stops re-centring on the subject when the dialog is resized."""
+        def moved(*_args):
+            self.user_moved = True
+            self.focus_target = None
+            return False
+
+        def walk(widget):
+            if (isinstance(widget, (Gtk.DrawingArea, Gtk.Scrollbar, Gtk.Button, Gtk.EventBox))
+                    and not isinstance(widget, Gtk.ToggleButton)):  # the Preview tick box moves nothing
+                widget.connect("button-press-event", moved)
+                widget.connect("scroll-event", moved)
+            if isinstance(widget, Gtk.Container):
+                widget.forall(walk)
+
+        try:
+            walk(self.preview)
+            self.preview.get_area().connect_after("size-allocate", self._on_area_resized)
+        except Exception as exc:  # noqa: BLE001
+            print("ai-deblur preview:", exc, file=sys.stderr)
+
+    def _on_area_resized(self, *_args):
+        if self.focus_target is not None and not self.user_moved and not self.closed:
+            GLib.idle_add(self._centre)  # not while GTK allocates: the preview updates its scroll bars then
 
     def _start(self):
         self.timeout = None
@@ -780,6 +963,15 @@ class PreviewController:
         if self.timeout:
             GLib.source_remove(self.timeout)
             self.timeout = None
+        if self.focus_timeout:
+            GLib.source_remove(self.focus_timeout)
+            self.focus_timeout = None
+        self.focus_pending = False
+        with self.lock:
+            self.closed = True
+            focus_worker, self.focus_worker = self.focus_worker, None
+        if focus_worker is not None:
+            focus_worker.kill()
         try:
             self.config.disconnect(self._notify)
         except Exception:  # noqa: BLE001
@@ -874,6 +1066,20 @@ def _describe_dialog(dialog, preview=None):
             widget.forall(walk)
 
     walk(dialog)
+    tree = []
+
+    def layout(widget, depth):
+        if not widget.get_visible():
+            return
+        a = widget.get_allocation()
+        tree.append("%s%s %dx%d+%d+%d%s%s" % ("  " * depth, type(widget).__name__, a.width, a.height, a.x, a.y,
+                                              " hexpand" if widget.compute_expand(Gtk.Orientation.HORIZONTAL) else "",
+                                              " vexpand" if widget.compute_expand(Gtk.Orientation.VERTICAL) else ""))
+        if isinstance(widget, Gtk.Container):
+            widget.forall(lambda child: layout(child, depth + 1))
+
+    layout(dialog, 0)
+    info["layout"] = tree  # the widget tree with sizes (to see where the room goes)
     alloc = dialog.get_allocation()
     info["dialog_size"] = [alloc.width, alloc.height]
     if preview is not None:
@@ -881,7 +1087,43 @@ def _describe_dialog(dialog, preview=None):
         info["preview_size"] = [area.width, area.height]
         info["preview_busy"] = preview.busy
         info["preview_status"] = preview.status.get_text()
+        # the part of the layer in view: (x, y) of its top-left corner and its size, in layer pixels
+        x, y = preview.preview.get_position()
+        w, h = preview.preview.get_size()
+        info["preview_view"] = [x, y, w, h]
+        info["preview_zoom"] = preview.zoom
+        info["preview_focus"] = preview.focus
     return info
+
+
+def _give_the_room_to(box, preview):
+    """When the dialog is enlarged, the room goes to the preview: the dialog's other rows keep their
+    height, and the preview's frame takes the shape of the room it is given (GimpPreview keeps the
+    aspect ratio of its first size otherwise, so a wider dialog would not make it wider)."""
+    for child in box.get_children():
+        if child is not preview:
+            try:
+                box.child_set_property(child, "expand", False)
+                child.set_vexpand(False)
+            except Exception:  # noqa: BLE001 - a row that grows a little is no failure
+                pass
+    try:
+        frame = preview.get_frame()
+    except Exception:  # noqa: BLE001
+        return
+    if not isinstance(frame, Gtk.AspectFrame):
+        return
+
+    def reshape():
+        a = preview.get_allocation()
+        if a.width > 1 and a.height > 1:
+            ratio = a.width / float(a.height)
+            if frame.props.obey_child or abs(frame.props.ratio - ratio) > 0.005:
+                frame.set(0.5, 0.5, ratio, False)
+        return False
+
+    # not while GTK allocates: the new ratio asks for a new layout, done on the next frame
+    preview.connect_after("size-allocate", lambda *_a: GLib.idle_add(reshape))
 
 
 def _dialog(procedure, config, drawable, mode):
@@ -924,7 +1166,7 @@ def _dialog(procedure, config, drawable, mode):
                     # the preview is packed to expand, so enlarging the dialog enlarges it
                     # (GimpDrawablePreview sets its area to its 200 px style size whenever the style
                     # is updated, which happens as it is shown: ours is set after that)
-                    size = (min(PREVIEW_W, drawable.get_width()), min(PREVIEW_H, drawable.get_height()))
+                    size = _preview_size(drawable)
                     area = preview.preview.get_area()
                     area.set_size_request(*size)
                     preview.preview.connect_after("style-updated",
@@ -934,20 +1176,40 @@ def _dialog(procedure, config, drawable, mode):
                 box = dialog.get_content_area()
                 box.pack_start(preview.preview, True, True, 0)
                 box.reorder_child(preview.preview, 0)
-                box.pack_start(preview.zoom_box, False, False, 0)
-                box.reorder_child(preview.zoom_box, 1)
+                try:  # zoom, before / after and the busy state beside the preview's own Preview tick box
+                    controls = preview.preview.get_controls()
+                    if not isinstance(controls, Gtk.Box):
+                        raise TypeError("the preview's controls are a %s" % type(controls).__name__)
+                    controls.pack_start(preview.zoom_box, True, True, 0)
+                except Exception as exc:  # noqa: BLE001 - then in a row of their own
+                    print("ai-deblur: preview controls in their own row:", exc, file=sys.stderr)
+                    box.pack_start(preview.zoom_box, False, False, 0)
+                    box.reorder_child(preview.zoom_box, 1)
                 preview.preview.show()
                 preview.zoom_box.show_all()
                 preview.spinner.hide()
+                _give_the_room_to(box, preview.preview)
+                # where the preview opens, asked once the dialog is drawn (idle: after the first paint)
+                GLib.idle_add(preview.start_focus)
             except Exception as exc:  # noqa: BLE001 - the dialog works without a preview
                 print("ai-deblur: no preview:", exc, file=sys.stderr)
                 preview = None
         auto_ok = os.environ.get("AI_DEBLUR_DIALOG_AUTO_OK_MS")  # automated tests of the dialog only
         if auto_ok:
             start = time.monotonic()
+            dump = os.environ.get("AI_DEBLUR_DIALOG_DUMP")  # automated tests only
+            opened = {}
 
             def press_ok():
                 waited = time.monotonic() - start
+                if not opened and dialog.get_mapped() and (preview is None or preview.preview.get_area().get_mapped()):
+                    # automated tests only: the sizes as the dialog opens, then (optionally) the user
+                    # enlarges it (AI_DEBLUR_DIALOG_RESIZE=WxH)
+                    opened.update(_describe_dialog(dialog, preview))
+                    resize = os.environ.get("AI_DEBLUR_DIALOG_RESIZE")
+                    if resize:
+                        rw, rh = (int(v) for v in resize.lower().split("x"))
+                        dialog.resize(rw, rh)
                 if waited * 1000 < int(auto_ok) or (preview is not None and not preview.settled and waited < 120):
                     return True  # keep waiting for the preview's first result
                 if preview is not None and os.environ.get("AI_DEBLUR_PREVIEW_COMPARE") == "1":
@@ -956,11 +1218,12 @@ def _dialog(procedure, config, drawable, mode):
                 for name in filter(None, (os.environ.get("AI_DEBLUR_DIALOG_UNTICK") or "").split(",")):
                     if name in auto_checks:     # automated tests only: the user unticks Auto
                         auto_checks[name].set_active(False)
-                dump = os.environ.get("AI_DEBLUR_DIALOG_DUMP")  # automated tests only
                 if dump:
                     try:
+                        info = _describe_dialog(dialog, preview)
+                        info["opened"] = opened
                         with open(dump + "." + procedure.get_name() + ".json", "w") as fh:
-                            json.dump(_describe_dialog(dialog, preview), fh)
+                            json.dump(info, fh)
                     except Exception as exc:  # noqa: BLE001
                         print("ai-deblur: dialog dump failed: %s" % exc, file=sys.stderr)
                 dialog.response(-5)  # GTK_RESPONSE_OK

@@ -218,7 +218,7 @@ img.delete()
 
 
 def test_preview_is_large_shows_busy_and_compares(gimp_profile, display, tmp_path):
-    """The preview is large (640x480 on a big photo, most of the dialog), says it is computing while
+    """The preview is large (on a big photo 800x600 where the screen has room, most of the dialog), says it is computing while
     the engine works, and "Show original" puts the original at the same zoom and place, then the
     result back, without computing again."""
     dump = str(tmp_path / "dialog")
@@ -234,7 +234,7 @@ def test_preview_is_large_shows_busy_and_compares(gimp_profile, display, tmp_pat
     pw, ph = info["preview_size"]
     dw, dh = info["dialog_size"]
     assert pw >= 600 and ph >= 440, info
-    assert pw * ph >= 0.5 * dw * dh, info
+    assert pw * ph >= 0.6 * dw * dh, info
     assert not info["preview_busy"], info
     lines = [ln for ln in log.splitlines() if ln.startswith("ai-deblur preview:")]
     assert "ai-deblur preview: busy" in lines and "ai-deblur preview: idle" in lines, lines
@@ -243,3 +243,73 @@ def test_preview_is_large_shows_busy_and_compares(gimp_profile, display, tmp_pat
     # result drawn, then the original at the same size, then the result again
     assert [ln.split("showing the ")[1].split()[0] for ln in shown[-3:]] == ["result", "original", "result"], lines
     assert len({ln.split("(")[1] for ln in shown[-3:]}) == 1, shown
+
+
+FACE_PHOTO = r'''
+image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(PHOTO))
+lay = image.get_layers()[0]
+status, values = call_procedure(PROC, image, [lay], run_mode=Gimp.RunMode.INTERACTIVE)
+RESULT["status"] = status
+image.delete()
+'''
+
+
+def _face_photo(path, size=(1800, 1300), at=(1200, 700)):
+    """skimage's astronaut pasted near the bottom-right corner of a larger, quietly textured photo:
+    neither the top-left corner (where GIMP's preview opens by default) nor the middle shows her face.
+    Returns the face's centre in the photo's pixels, as an independent detector (the Haar cascade's
+    box on the astronaut alone) would put it: her face spans x 180-268, y 61-173 of the 512 px original."""
+    import cv2
+    import numpy as np
+    import skimage.data
+    w, h = size
+    rng = np.random.default_rng(1)
+    bg = cv2.resize(rng.integers(90, 150, (h // 40, w // 40, 3)).astype(np.uint8), (w, h),
+                    interpolation=cv2.INTER_CUBIC)
+    x, y = at
+    bg[y:y + 512, x:x + 512] = skimage.data.astronaut()
+    cv2.imwrite(str(path), cv2.cvtColor(bg, cv2.COLOR_RGB2BGR))
+    return x + 224, y + 117
+
+
+@pytest.mark.parametrize("resize", [None, "1250x980"], ids=["as-opened", "enlarged"])
+def test_preview_opens_on_the_face_and_grows(gimp_profile, display, tmp_path, resize):
+    """Issue 21: the preview takes most of the dialog (at least 60 % of its area as it opens), opens
+    centred on the largest face (the engine's focus op), and grows with the dialog, keeping the face in
+    view, when the user enlarges it."""
+    photo = tmp_path / "astronaut-in-a-room.png"
+    face = _face_photo(photo)
+    name = "plug-in-ai-deblur-focus"
+    dump = str(tmp_path / "dialog")
+    env = {"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "1000", "AI_DEBLUR_DEBUG": "1",
+           "AI_DEBLUR_DIALOG_DUMP": dump}
+    if resize:
+        env["AI_DEBLUR_DIALOG_RESIZE"] = resize
+    code = gimp_batch.HELPERS + "PHOTO = %r\nPROC = %r\n" % (str(photo), name) + FACE_PHOTO
+    res = gimp_batch.run_python(code, profile=str(gimp_profile), timeout=300, check=False, extra_env=env)
+    log = res.get("_log", "")
+    assert "error" not in res, res.get("traceback", "") + log[-3000:]
+    assert res["status"] == "success", log[-3000:]
+    with open(dump + "." + name + ".json") as fh:
+        info = json.load(fh)
+    opened = info["opened"]
+    pw, ph = opened["preview_size"]
+    dw, dh = opened["dialog_size"]
+    assert pw * ph >= 0.6 * dw * dh, f"the preview is {pw}x{ph} in a {dw}x{dh} dialog: {info}"
+    focus = info["preview_focus"]
+    assert focus and focus["source"] == "face", (focus, log[-3000:])
+    assert abs(focus["x"] - face[0]) < 40 and abs(focus["y"] - face[1]) < 40, (focus, face)
+    x, y, w, h = info["preview_view"]
+    assert x <= face[0] < x + w and y <= face[1] < y + h, f"face {face} not in the view {info['preview_view']}"
+    # centred on the face, as far as the photo's edges allow (1800x1300)
+    centred = (min(max(face[0] - w // 2, 0), 1800 - w), min(max(face[1] - h // 2, 0), 1300 - h))
+    assert abs(x - centred[0]) < 40 and abs(y - centred[1]) < 40, (face, info["preview_view"], centred)
+    assert "ai-deblur preview: opens on the face" in log, log[-3000:]
+    assert "ai-deblur preview: drew" in log, log[-3000:]
+    if resize:
+        rw, rh = (int(v) for v in resize.split("x"))
+        fw, fh = info["preview_size"]
+        dw2, dh2 = info["dialog_size"]
+        assert dw2 >= rw - 10 and dh2 >= rh - 10, info
+        assert fw >= pw + 0.8 * (dw2 - dw) and fh >= ph + 0.8 * (dh2 - dh), (
+            f"the preview grew from {pw}x{ph} to {fw}x{fh} when the dialog went from {dw}x{dh} to {dw2}x{dh2}")
