@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from ..color import srgb_to_linear, validate_image
-from .kernel_step import odd, resize_kernel, trim_kernel
+from .kernel_step import center_kernel, main_trajectory, odd, resize_kernel, trim_kernel
 from .pyramid import coarse_to_fine, level_sizes, refine_level
 from .regions import check_gradients, pick_region, usable_mask, usable_with_edges, working_gray
 from .settings import DEFAULT
@@ -170,7 +170,7 @@ def _prepare(gray: np.ndarray, sigma: float, settings):
 def _finish(k: np.ndarray, scale: float, settings) -> np.ndarray:
     """The working-scale kernel to full resolution, weak values cut, trimmed to its support."""
     k = np.where(k >= settings.final_cut * k.max(), k, 0.0)
-    k = k / k.sum()
+    k = center_kernel(main_trajectory(k / k.sum()))
     if scale < 1:
         n = k.shape[0]
         big = odd((n - 1) / scale + 1)

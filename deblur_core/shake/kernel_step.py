@@ -145,6 +145,24 @@ def clean_kernel(k: np.ndarray, min_component: float) -> np.ndarray:
     return k / k.sum()
 
 
+def main_trajectory(k: np.ndarray, gap: int = 2) -> np.ndarray:
+    """The kernel's heaviest 8-connected piece and the pieces within ``gap`` px of it; pieces farther
+    away are dropped (a camera's path is one continuous trail; a detached blob ghosts the restoration)."""
+    k = np.clip(np.asarray(k, np.float64), 0, None)
+    n, lab = cv2.connectedComponents((k > 0).astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return k / max(k.sum(), 1e-30)
+    mass = np.bincount(lab.ravel(), weights=k.ravel(), minlength=n)
+    mass[0] = 0
+    main = lab == int(np.argmax(mass))
+    near = cv2.dilate(main.astype(np.uint8), np.ones((2 * gap + 1, 2 * gap + 1), np.uint8)).astype(bool)
+    keep = np.zeros(n, bool)
+    keep[np.unique(lab[near & (k > 0)])] = True
+    keep[0] = False
+    k = np.where(keep[lab], k, 0.0)
+    return k / k.sum()
+
+
 def center_kernel(k: np.ndarray) -> np.ndarray:
     """Integer shift (zero fill, same size) that puts the centre of mass on the centre pixel."""
     ys, xs = np.indices(k.shape)
