@@ -168,6 +168,12 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     _progress(progress, 0.85, "Building mask")
     user_kernel = kernel is not None or (mode == "motion" and length is not None and angle is not None) or \
         (mode == "focus" and radius is not None)
+    if route == "deconvolve" and not user_kernel and blend > 0 and grid and not _grid_trusted(color, restored, grid, report):
+        # A region's own kernel does not explain its part of the photo: one kernel for the whole photo,
+        # checked like any other below.
+        grid.clear()
+        restored = _restore(color, psf, reg_scale, use_network, report, progress)
+        action = f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel (one for the whole photo)"
     if route == "deconvolve" and not user_kernel and blend > 0 and psf is not None and psf.size > 1 and not grid:
         trusted = _kernel_trusted(color, restored, psf, report)
         # Candidates when a kernel is not trusted: a straight line or a disk is one kind of kernel, the
@@ -330,6 +336,28 @@ def _kernel_trusted(color, restored, psf, report) -> bool:
     trusted = residual <= MAX_RESIDUAL
     report["harm"] = {"reblur_residual": round(residual, 2), "limit": MAX_RESIDUAL, "trusted": bool(trusted),
                       "kernel_size": [int(psf.shape[1]), int(psf.shape[0])]}
+    return trusted
+
+
+def _grid_trusted(color, restored, grid, report) -> bool:
+    """Whether every region of a grid restoration is explained by its own kernel (the re-blur residual of
+    :func:`_kernel_trusted` on each cell, with a kernel-sized margin); the figures go to
+    report["harm"]["regions"], an untrusted grid to the warnings."""
+    from .harm import MAX_RESIDUAL, reblur_residual
+    h, w = color.shape[:2]
+    cells = report.get("shake", {}).get("regions", [])
+    residuals = []
+    for cell, k in zip(cells, grid["kernels"]):
+        x, y, cw, ch = cell["roi"]
+        m = 2 * max(k.shape)
+        y0, y1, x0, x1 = max(0, y - m), min(h, y + ch + m), max(0, x - m), min(w, x + cw + m)
+        residuals.append(round(reblur_residual(color[y0:y1, x0:x1], restored[y0:y1, x0:x1], k), 2))
+    trusted = bool(residuals) and max(residuals) <= MAX_RESIDUAL
+    report["harm"] = {"regions": residuals, "limit": MAX_RESIDUAL, "trusted": trusted}
+    if not trusted:
+        bad = sum(r > MAX_RESIDUAL for r in residuals)
+        report["warnings"].append(f"the kernels of {bad} of {len(residuals)} regions did not explain their part of "
+                                  "the photo: one kernel for the whole photo was used instead")
     return trusted
 
 

@@ -112,10 +112,17 @@ def test_one_region_is_the_plain_estimate(gray_photo):
 def test_deblur_with_shake_regions(photo):
     blurred = blur_linear(photo, motion_kernel(7, 20), noise=0.003)
     res = deblur(blurred, "shake", 50, mask="full", use_network=False, shake_regions=2, kernel_size=9)
-    regions = res.report["shake"]["regions"]
-    assert len(regions) == 4 and "2x2 regions" in res.report["title"]
     assert res.image.shape == blurred.shape and np.isfinite(res.image).all()
-    assert res.kernel is not None
+    harm = res.report["harm"]
+    if res.report.get("fallback") == "sharpen":      # no kernel explained this small crop: said, not applied
+        assert res.kernel is None and not harm["trusted"]
+        assert any("gentle sharpening was used instead" in w for w in res.report["warnings"])
+    elif "regions" in harm:                           # the grid stood: every region's kernel explains its part
+        assert len(res.report["shake"]["regions"]) == 4 and "2x2 regions" in res.report["title"]
+        assert len(harm["regions"]) == 4 and harm["trusted"] and max(harm["regions"]) <= harm["limit"]
+    else:                                           # it gave way to one kernel for the photo, and said so
+        assert any("regions did not explain their part" in w for w in res.report["warnings"])
+        assert "whole photo" in res.report["title"] and harm["trusted"]
     for bad in (0, 5, 1.5):
         with pytest.raises(ValueError):
             deblur(blurred, "shake", 50, shake_regions=bad)
@@ -154,3 +161,15 @@ def test_worker_passes_shake_regions():
     assert "shake_regions" not in extra
     *_, extra = _deblur_kwargs({"mode": "shake", "shake_regions": 1})
     assert extra == {"shake_regions": 1}
+
+
+def test_a_grid_whose_kernels_are_not_trusted_is_not_applied(photo, monkeypatch):
+    """Do no harm on a grid too: regions whose kernels do not explain the photo give way to one kernel for
+    the whole photo, and when that is not trusted either, to gentle sharpening; the report says so."""
+    import deblur_core.harm as harm
+    blurred = blur_linear(photo, motion_kernel(7, 20), noise=0.003)
+    monkeypatch.setattr(harm, "MAX_RESIDUAL", -1.0)         # nothing is trusted
+    res = deblur(blurred, "shake", 50, mask="full", use_network=False, shake_regions=2, kernel_size=9)
+    assert "regions" not in res.report["title"] and res.report["fallback"] == "sharpen"
+    assert any("regions did not explain their part" in w for w in res.report["warnings"])
+    assert any("gentle sharpening was used instead" in w for w in res.report["warnings"])
