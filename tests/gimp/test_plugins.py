@@ -160,7 +160,12 @@ def test_shake_blur_traces_per_region(results):
     w, h = rec["region"][2], rec["region"][3]
     assert sum(r["roi"][2] * r["roi"][3] for r in regions) == w * h
     assert all(r["source"] in ("own", "whole photo") for r in regions)
-    assert "2x2 regions" in rec["report"]["title"]
+    harm = rec["report"]["harm"]
+    if "regions" in harm:       # every region's kernel explained its part: the grid stands
+        assert "2x2 regions" in rec["report"]["title"] and harm["trusted"]
+    else:                       # do no harm: one kernel for the whole photo instead, and the report says so
+        assert "one for the whole photo" in rec["report"]["title"]
+        assert any("regions did not explain their part" in w for w in rec["report"]["warnings"])
 
 
 def test_calls_use_a_standby_worker(results):
