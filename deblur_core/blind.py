@@ -51,6 +51,8 @@ import scipy.fft as sfft
 
 from .color import luminance, srgb_to_linear, validate_image
 from .fftutils import pad_for_deconvolution, psf2otf
+from .shake.estimator import clip_region
+from .shake.kernel_step import odd, shift_kernel
 
 __all__ = ["estimate_kernel", "refine_kernel", "ClassicSettings", "DEFAULT_SETTINGS", "MIN_KERNEL", "MAX_KERNEL"]
 
@@ -122,11 +124,6 @@ DEFAULT_SETTINGS = ClassicSettings()
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def _odd(n: float) -> int:
-    n = int(math.ceil(n))
-    return n if n % 2 else n + 1
-
-
 def _resize(img: np.ndarray, shape) -> np.ndarray:
     import cv2
     h, w = shape
@@ -169,13 +166,7 @@ def _center_support(k: np.ndarray) -> np.ndarray:
         return k
     dy = int(math.floor((k.shape[0] - 1) / 2 - (ys.min() + ys.max()) / 2 + 0.5))
     dx = int(math.floor((k.shape[1] - 1) / 2 - (xs.min() + xs.max()) / 2 + 0.5))
-    if dy == 0 and dx == 0:
-        return k
-    out = np.zeros_like(k)
-    h, w = k.shape
-    out[max(0, dy):min(h, h + dy), max(0, dx):min(w, w + dx)] = \
-        k[max(0, -dy):min(h, h - dy), max(0, -dx):min(w, w - dx)]
-    return out
+    return shift_kernel(k, dy, dx)
 
 
 def _clean_kernel(k: np.ndarray, rel: float = 0.05, min_mass: float = 0.1) -> np.ndarray:
@@ -497,7 +488,7 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
         return _estimate_pair(image, None, int(settings.pair_ks) | 1, **kw)
     if kernel_size is not None and settings.grow and MIN_KERNEL <= int(kernel_size) <= MAX_KERNEL:
         given = int(kernel_size) | 1
-        grown = min(_odd(given * settings.grow[0] + settings.grow[1]), MAX_KERNEL)
+        grown = min(odd(given * settings.grow[0] + settings.grow[1]), MAX_KERNEL)
         if grown > given:
             return _estimate_pair(image, given, grown, **kw)
     return _estimate(image, kernel_size, **kw)
@@ -519,7 +510,7 @@ def _estimate_pair(image, size_a, size_b, *, progress, roi, _prep=None, **kw):
     t0 = time.perf_counter()
     prep = working_luma(validate_image(image), kw.get("linear", True)) if _prep is None else _prep
     H, W = prep[0].shape
-    roi = _default_region(prep, kw["max_region"], size_a) if roi is None else _clip_region(roi, W, H)
+    roi = _default_region(prep, kw["max_region"], size_a) if roi is None else clip_region(roi, W, H)
     fine = _denoised_region(image, roi, kw.get("linear", True)) if kw["settings"].fine_denoise else None
     shared = PartsProgress(progress, 2, lambda done, n: "Kernel estimated" if done == n
                             else "Estimating the shake kernel (two window sizes)")
@@ -610,20 +601,10 @@ class PartsProgress:
 
 def _auto_window(ref_side: int) -> int:
     """The generous kernel window for an image or region whose shorter side is ``ref_side`` px."""
-    ks = min(75, _odd(ref_side / 5))
+    ks = min(75, odd(ref_side / 5))
     if ks < MIN_KERNEL:
         raise ValueError(f"the image/region ({ref_side} px) is too small for blind kernel estimation")
     return max(ks, 9) if ref_side >= 45 else ks
-
-
-def _clip_region(roi, W, H):
-    """``roi`` (x, y, w, h) clipped to a ``W`` x ``H`` image, integer; ValueError when nothing is left."""
-    x, y, w, h = (int(round(v)) for v in roi)
-    x0, y0 = max(0, x), max(0, y)
-    x1, y1 = min(W, x + w), min(H, y + h)
-    if x1 - x0 < 1 or y1 - y0 < 1:
-        raise ValueError(f"the region {tuple(roi)} is outside the {W}x{H} image")
-    return x0, y0, x1 - x0, y1 - y0
 
 
 def _default_region(prep, max_region, kernel_size=None):
@@ -680,7 +661,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     H, W = luma.shape
 
     # --- region ---
-    region = _clip_region(roi, W, H) if roi is not None else None
+    region = clip_region(roi, W, H) if roi is not None else None
 
     # --- kernel size ---
     if kernel_size is not None:
@@ -719,7 +700,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
 
     # --- pyramid ---
     n_levels = max(1, int(math.floor(math.log(_COARSEST / ks_req) / math.log(_RATIO))) + 1) if ks_req > _COARSEST else 1
-    sizes = [_odd(ks_req * _RATIO ** (n_levels - 1 - i)) if i < n_levels - 1 else ks_req for i in range(n_levels)]
+    sizes = [odd(ks_req * _RATIO ** (n_levels - 1 - i)) if i < n_levels - 1 else ks_req for i in range(n_levels)]
     sizes = [max(3, s) for s in sizes]
     n_its = [iterations] * n_levels
     # Multi-start on the cheap coarse levels (up to the first level with a kernel of switch_ks px):
@@ -739,7 +720,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
     def run_level(li, k, size_limit):
         ks_planned = sizes[li]
         scale = ks_planned / ks_req if li < n_levels - 1 else 1.0
-        ks = min(ks_planned, _odd(size_limit * scale)) if auto else ks_planned
+        ks = min(ks_planned, odd(size_limit * scale)) if auto else ks_planned
         ks = max(ks, 3)
         # L0 weight: from ``lam`` at the coarsest level down to lam_end at the finest (a strong
         # prior first, to avoid the trivial delta solution; finer edges when the kernel is close).
@@ -791,7 +772,7 @@ def _estimate(image, kernel_size, *, roi, progress, max_region, iterations, lam,
         ext = _support_extent(k)
         if auto and li < n_levels - 1:
             # Shrink a generous window to the support found (plus a margin) before finer levels.
-            size_limit = min(size_limit, max(9, _odd((ext + 4) / max(scale, 1e-6) * 1.25)))
+            size_limit = min(size_limit, max(9, odd((ext + 4) / max(scale, 1e-6) * 1.25)))
         lv = {"kernel": int(ks), "image": [int(sw), int(sh)], "extent": int(ext)}
         return k, size_limit, lv, (ypad, crop, DtD, xl, wpad, Ysg)
 
@@ -852,7 +833,7 @@ def _check_edges(region_luma, valid, region_lin_max, kernel_side):
 
 
 def _denoised_region(image, region, linear):
-    """The working luminance of ``region`` (x, y, w, h, inside the image: :func:`_clip_region`) after the
+    """The working luminance of ``region`` (x, y, w, h, inside the image: :func:`~deblur_core.shake.clip_region`) after the
     denoiser network, for the finest level:
     ``{"luma": (h, w) float32 or None, "sigma": the per-channel noise level it was told, "warning"}``.
     The network missing or broken is no failure: the finest level then runs on the region as it is, and

@@ -17,7 +17,7 @@ import numpy as np
 from ..fftutils import irfft2, rfft2
 
 __all__ = ["initial_edge_threshold", "strong_edges", "kernel_from_gradients", "clean_kernel", "center_kernel",
-           "resize_kernel", "delta", "odd"]
+           "shift_kernel", "main_trajectory", "resize_kernel", "delta", "odd"]
 
 
 def odd(n: float) -> int:
@@ -163,6 +163,17 @@ def main_trajectory(k: np.ndarray, gap: int = 2) -> np.ndarray:
     return k / k.sum()
 
 
+def shift_kernel(k: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``k`` moved by (dy, dx) whole pixels inside its window, zero fill (what leaves the window is lost)."""
+    if dy == 0 and dx == 0:
+        return k
+    out = np.zeros_like(k)
+    h, w = k.shape
+    out[max(0, dy):min(h, h + dy), max(0, dx):min(w, w + dx)] = \
+        k[max(0, -dy):min(h, h - dy), max(0, -dx):min(w, w - dx)]
+    return out
+
+
 def center_kernel(k: np.ndarray) -> np.ndarray:
     """Integer shift (zero fill, same size) that puts the centre of mass on the centre pixel."""
     ys, xs = np.indices(k.shape)
@@ -173,10 +184,7 @@ def center_kernel(k: np.ndarray) -> np.ndarray:
     dx = int(round((k.shape[1] - 1) / 2 - float((xs * k).sum()) / t))
     if dy == 0 and dx == 0:
         return k
-    out = np.zeros_like(k)
-    h, w = k.shape
-    out[max(0, dy):min(h, h + dy), max(0, dx):min(w, w + dx)] = \
-        k[max(0, -dy):min(h, h - dy), max(0, -dx):min(w, w - dx)]
+    out = shift_kernel(k, dy, dx)
     s = out.sum()
     return out / s if s > 0 else k
 
