@@ -1,14 +1,19 @@
-"""deblur(): from a photo to the restored photo, a suggested layer mask and a report."""
+"""deblur(): from a photo to the restored photo, a suggested layer mask and a report.
+
+:func:`deblur` checks its inputs, analyses the photo, plans a route (:func:`_plan`: the kernel of a motion,
+focus or camera-shake deconvolution, or sharpening, or Old Photo Clarity), runs that route's function,
+caps the blend with the over-sharpening guard and builds the mask, layers and report.
+"""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import estimate as est
 from . import masks
-from .classifier import analyze, kernel_for
+from .classifier import analyze
 from .color import merge_alpha, split_alpha, validate_image
 from .deconvolution import deconvolve
 from .kernels import defocus_kernel, gaussian_kernel, motion_kernel, normalize
@@ -40,6 +45,11 @@ def _progress(cb, fraction, message):
         cb(float(fraction), message)
 
 
+def _scaled_progress(cb, start, span):
+    """A progress callback mapping a step's 0..1 onto ``start .. start + span`` of the whole (None stays None)."""
+    return (lambda f, m: _progress(cb, start + span * f, m)) if cb else None
+
+
 @dataclass(frozen=True)
 class Strength:
     """What the strength slider (0..100) means, computed once (:func:`strength_settings`) and read by every
@@ -62,6 +72,45 @@ def strength_settings(strength: float) -> Strength:
     reg = 1.0 if s <= 50 else 2.0 ** (-(s - 50) / 25.0)
     return Strength(percent=s, blend=blend, regularization=reg, sharpen_amount=1.0 / reg,
                     gentle_amount=0.5 / reg ** 0.5)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """deblur()'s mode controls as one record for the routes (None: estimated from the photo)."""
+
+    length: float | None = None         # motion, px
+    angle: float | None = None          # motion, degrees
+    radius: float | None = None         # focus, px
+    kernel_size: int | None = None      # shake, px
+    sharpen_radius: float | None = None
+    amount: float | None = None
+    threshold: float = 0.0
+    use_network: bool | None = None
+    roi: tuple | None = None            # the region to estimate a shake kernel on
+    shake_regions: int = 1              # kernels per side of a grid
+    shake_method: str = "dark"          # the shake estimator tried first
+
+
+@dataclass
+class _Plan:
+    """The route a photo takes (:func:`_plan`) and, for a deconvolution, its kernel."""
+
+    route: str                          # "deconvolve", "sharpen", "old-photo" or "smart" (gentle sharpening)
+    psf: np.ndarray | None = None
+    action: str = ""                    # what is done, in words (the layer's title)
+    grid: dict = field(default_factory=dict)    # shake on a grid: {"regions": n, "kernels": [psf per cell]}
+
+
+@dataclass
+class _Outcome:
+    """What a route produced: the restored colour image before blending, and what to report."""
+
+    restored: np.ndarray
+    blend: float                        # share of ``restored`` in the result, before the guard
+    route: str
+    psf: np.ndarray | None = None
+    action: str = ""
+    layers: list = field(default_factory=list)
 
 
 def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: np.ndarray | None = None, *,
@@ -94,7 +143,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     shake_method : {"dark", "classic"}
         Camera-shake kernel estimator tried first: "dark" (default: dark channel and L0 gradient priors,
         Pan et al. 2016, :mod:`deblur_core.shake`) or "classic" (L0 gradients, Cho & Lee edge selection,
-        the finest level denoised, :mod:`deblur_core.blind`). When its kernel does not explain the photo
+        the finest level denoised, :mod:`deblur_core.classic`). When its kernel does not explain the photo
         the other one is tried (figures: ``docs/experiments/shake.md``).
 
     Returns
@@ -102,128 +151,37 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     DeblurResult with ``image`` (same shape and range), ``mask`` (H, W) and ``report`` (dict).
     """
     t0 = time.perf_counter()
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    if mask not in MASKS:
-        raise ValueError(f"unknown mask {mask!r}; choose from {', '.join(MASKS)}")
+    _check_choices(mode, mask, shake_method, shake_regions)
     image = validate_image(image)
     st = strength_settings(strength)        # what the slider means, for every route below
-    from .spatial import MAX_REGIONS, auto_regions
-    if shake_method not in SHAKE_METHODS:
-        raise ValueError(f"unknown shake method {shake_method!r}; choose from {', '.join(SHAKE_METHODS)}")
-    if shake_regions is not None and (int(shake_regions) != shake_regions or not 1 <= shake_regions <= MAX_REGIONS):
-        raise ValueError(f"shake regions per side must be a whole number from 1 to {MAX_REGIONS}, got {shake_regions}")
     color, alpha = split_alpha(image)
     color = np.clip(color, 0.0, 1.0)
-    h, w = color.shape[:2]
     if shake_regions is None:
-        shake_regions = auto_regions(h, w)
+        from .spatial import auto_regions
+        shake_regions = auto_regions(*color.shape[:2])
+    opts = _Options(length=length, angle=angle, radius=radius, kernel_size=kernel_size,
+                    sharpen_radius=sharpen_radius, amount=amount, threshold=threshold, use_network=use_network,
+                    roi=roi, shake_regions=shake_regions, shake_method=shake_method)
     _progress(progress, 0.02, "Analysing blur")
     report = analyze(color)
     report["mode"] = mode
     report["strength"] = float(strength)
-    blend, reg_scale = st.blend, st.regularization
-    psf = None
-    action = ""
-    layers: list = []
-    grid: dict = {}     # shake with several regions: their kernels (spatial.estimate_kernel_grid)
-    if kernel is not None:
-        psf = normalize(np.asarray(kernel, np.float32))
-        if psf.shape[0] > h or psf.shape[1] > w:
-            raise ValueError(f"the kernel ({psf.shape[1]}x{psf.shape[0]}) is larger than the image ({w}x{h})")
-        action = f"custom kernel {psf.shape[1]}x{psf.shape[0]}"
-        route = "deconvolve"
-    else:
-        route, psf, action = _choose(color, mode, report, length=length, angle=angle, radius=radius,
-                                     kernel_size=kernel_size, roi=roi, progress=progress,
-                                     shake_regions=shake_regions, grid=grid, shake_method=shake_method)
+    plan = _custom_kernel_plan(kernel, color.shape) if kernel is not None else \
+        _plan(color, mode, report, opts, progress)
     _progress(progress, 0.3, "Restoring")
-    if blend <= 0:
-        restored = color.copy()
-    elif route == "deconvolve" and grid:
-        from .spatial import restore_grid
-        restored = restore_grid(color, grid["regions"], grid["kernels"],
-                                lambda part, k: _restore(part, k, reg_scale, use_network, report, None),
-                                progress=(lambda f, m: _progress(progress, 0.3 + 0.55 * f, m)) if progress else None)
-    elif route == "deconvolve":
-        restored = _restore(color, psf, reg_scale, use_network, report, progress)
-    elif route == "sharpen":
-        r = sharpen_radius or float(np.clip(report["edge_blur"] * 1.5, 0.7, 4.0))
-        a = amount if amount is not None else st.sharpen_amount
-        restored = unsharp_mask(color, r, a, threshold)
-        action = f"smart sharpen radius {r:.1f} px, amount {a:.2f}"
-    elif route == "old-photo":
-        from .oldphoto import old_photo
-        op = old_photo(color, st.percent, use_network=use_network,
-                       progress=(lambda f, m: _progress(progress, 0.3 + 0.5 * f, m)) if progress else None)
-        cm = op["clarity_mask"] if color.ndim == 2 else op["clarity_mask"][..., None]
-        restored = op["clarity"] * cm + op["background"] * (1 - cm)
-        report["old_photo"] = {k: v for k, v in op["report"].items() if k != "extra_layers"}
-        report["warnings"].extend(op["report"].get("warnings", []))
-        blend = 1.0  # old_photo applies the strength itself
-        layers = [{"name": "Old Photo Clarity: background", "image": op["background"], "mask": op["background_mask"]},
-                  {"name": "Old Photo Clarity: subjects", "image": op["clarity"], "mask": op["clarity_mask"]}]
-    else:  # nothing to do: a sharp photo gets a gentle deconvolution sharpening
-        restored = smart_sharpen(color, amount=st.gentle_amount)
+    outcome = _run_route(color, plan, mode, report, st, opts, progress,
+                         checked=kernel is None and not _kernel_from_controls(mode, opts))
+    if outcome.route != "old-photo":    # old photo applies the strength itself
+        outcome.blend = _apply_guard(outcome.restored, color, outcome.blend, outcome.route, outcome.psf, report)
+    out = np.clip(color + outcome.blend * (outcome.restored - color), 0.0, 1.0).astype(np.float32)
     _progress(progress, 0.85, "Building mask")
-    user_kernel = kernel is not None or (mode == "motion" and length is not None and angle is not None) or \
-        (mode == "focus" and radius is not None)
-    if route == "deconvolve" and not user_kernel and blend > 0 and grid and not _grid_trusted(color, restored, grid, report):
-        # A region's own kernel does not explain its part of the photo: one kernel for the whole photo,
-        # checked like any other below.
-        grid.clear()
-        restored = _restore(color, psf, reg_scale, use_network, report, progress)
-        action = f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel (one for the whole photo)"
-    if route == "deconvolve" and not user_kernel and blend > 0 and psf is not None and psf.size > 1 and not grid:
-        trusted = _kernel_trusted(color, restored, psf, report)
-        # Candidates when a kernel is not trusted: a straight line or a disk is one kind of kernel, the
-        # blind estimators find the others (issue 20); the other shake estimator next (issue 19).
-        tried = [shake_method] if mode == "shake" or report["blur_type"] == "shake" and mode == "auto" else []
-        first = report["blur_type"]
-        for method in (shake_method, "dark" if shake_method == "classic" else "classic"):
-            if trusted or mode not in ("auto", "shake") or method in tried:
-                continue
-            tried.append(method)
-            try:
-                _, psf2, action2 = _choose(color, "shake", report, length=None, angle=None, radius=None,
-                                           kernel_size=kernel_size, roi=roi, progress=progress, shake_regions=1,
-                                           grid={}, shake_method=method)
-            except ValueError:          # too few edges for a blind estimate: the fallback below
-                break
-            restored2 = _restore(color, psf2, reg_scale, use_network, report, progress)
-            if _kernel_trusted(color, restored2, psf2, report):
-                what = f"the {first} kernel" if len(tried) == 1 and mode == "auto" and first != "shake" else \
-                    "the first camera-shake estimate"
-                report["warnings"].append(f"{what} did not explain the blur; the {method} camera-shake estimate did")
-                restored, psf, action, trusted = restored2, psf2, action2, True
-        if not trusted:
-            restored, route, psf = _fallback_sharpen(color, report, st), "smart", None
-            action = "gentle sharpening (the estimated blur was not trusted)"
-    if route != "old-photo":
-        blend = _apply_guard(restored, color, blend, route, psf, report)
-    out = color + blend * (restored - color)
-    out = np.clip(out, 0.0, 1.0).astype(np.float32)
-    gray = est.working_luma(color)
-    bmap = est.blur_map(gray)
-    mask_info: dict = {}
-    suggested = masks.make_mask(mask, color.shape, blur_map=bmap, gray=gray, image=color,
-                                noise_sigma=report["noise_sigma"], info=mask_info)
-    if "faces" in mask_info:
-        report["faces"] = mask_info["faces"]
-    if mask_info.get("warning"):
-        report["warnings"].append(mask_info["warning"])
+    suggested = _suggested_mask(color, mask, report)
+    layers = outcome.layers
     if mask == "subject" and not layers:
         # Sharpen the subject, and tame grain / crunchy texture elsewhere with a very light blur.
         bg, bg_mask = masks.background_layer(color, suggested, noise_sigma=report["noise_sigma"])
         layers = [{"name": "AI Deblur: background smoothing", "image": bg, "mask": bg_mask}]
-    title_action = action or report["blur_type"]
-    report["action"] = title_action
-    report["title"] = f"AI Deblur: {title_action}, {strength:.0f}%"
-    report["mask"] = mask
-    report["runtime_s"] = round(time.perf_counter() - t0, 3)
-    if psf is not None:
-        report["kernel"] = np.asarray(psf, np.float32).round(6).tolist()
-        report["kernel_size"] = [int(psf.shape[1]), int(psf.shape[0])]
+    _finish_report(report, outcome, strength, mask, time.perf_counter() - t0)
     for layer in layers:
         layer["image"] = merge_alpha(np.clip(layer["image"], 0, 1).astype(np.float32), alpha, image)
         layer["mask"] = np.clip(layer["mask"], 0, 1).astype(np.float32)
@@ -231,79 +189,224 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         layers.append({"name": report["title"], "image": merge_alpha(out, alpha, image), "mask": suggested})
     report["layers"] = [layer["name"] for layer in layers]
     _progress(progress, 1.0, "Done")
-    return DeblurResult(merge_alpha(out, alpha, image), suggested, report, psf, layers)
+    return DeblurResult(merge_alpha(out, alpha, image), suggested, report, outcome.psf, layers)
 
 
-def _choose(color, mode, report, *, length, angle, radius, kernel_size, roi, progress, shake_regions=1, grid=None,
-            shake_method="dark"):
-    """Pick the route and kernel for a mode. Returns (route, psf or None, description)."""
-    y = None
+def _check_choices(mode, mask, shake_method, shake_regions):
+    """ValueError, in one sentence, for a mode, mask, shake method or grid size outside the vocabulary."""
+    from .spatial import MAX_REGIONS
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if mask not in MASKS:
+        raise ValueError(f"unknown mask {mask!r}; choose from {', '.join(MASKS)}")
+    if shake_method not in SHAKE_METHODS:
+        raise ValueError(f"unknown shake method {shake_method!r}; choose from {', '.join(SHAKE_METHODS)}")
+    if shake_regions is not None and (int(shake_regions) != shake_regions or not 1 <= shake_regions <= MAX_REGIONS):
+        raise ValueError(f"shake regions per side must be a whole number from 1 to {MAX_REGIONS}, got {shake_regions}")
 
-    def luma():
-        nonlocal y
-        if y is None:
-            y = est.working_luma(color)
-        return y
 
-    kind = report["blur_type"]
+def _kernel_from_controls(mode, opts: _Options) -> bool:
+    """Whether the user's controls fix the kernel completely (motion length and angle, focus radius): such a
+    kernel is the user's word and is not second-guessed by the do-no-harm check."""
+    return (mode == "motion" and opts.length is not None and opts.angle is not None) or \
+        (mode == "focus" and opts.radius is not None)
+
+
+# --- planning: which route, which kernel ----------------------------------------------------------------
+def _custom_kernel_plan(kernel, shape) -> _Plan:
+    """A known PSF, used as is (non-blind) whatever the mode."""
+    psf = normalize(np.asarray(kernel, np.float32))
+    h, w = shape[:2]
+    if psf.shape[0] > h or psf.shape[1] > w:
+        raise ValueError(f"the kernel ({psf.shape[1]}x{psf.shape[0]}) is larger than the image ({w}x{h})")
+    return _Plan("deconvolve", psf, f"custom kernel {psf.shape[1]}x{psf.shape[0]}")
+
+
+def _plan(color, mode, report, opts: _Options, progress) -> _Plan:
+    """Pick the route and kernel for a mode; "auto" follows the analysed blur type."""
     if mode == "auto":
         if report["verdict"] == "beyond repair":
             report["warnings"].append("restoring anyway at the requested strength; expect limited benefit")
-        mode = mode_for_blur_type(kind)
+        mode = mode_for_blur_type(report["blur_type"])
         if mode == "sharp":
-            return "smart", None, "gentle sharpening (photo already sharp)"
+            return _Plan("smart", action="gentle sharpening (photo already sharp)")
     if mode == "motion":
-        if length is None or angle is None:
-            L, A, _ = est.estimate_motion(luma())
-            length = L if length is None else length
-            angle = A if angle is None else angle
-        psf = motion_kernel(length, angle)
-        return "deconvolve", psf, f"motion {length:.0f} px at {angle:.0f} degrees"
+        return _motion_plan(color, opts)
     if mode == "focus":
-        if radius is None:
-            if kind == "defocus":
-                radius = report["params"]["radius"]
-            else:
-                r, score = est.estimate_defocus(luma())
-                if score >= 4:
-                    radius = r
-        if radius is not None:
-            return "deconvolve", defocus_kernel(radius), f"focus radius {radius:.1f} px"
-        sigma = max(report["edge_blur"], 0.6)
-        return "deconvolve", gaussian_kernel(sigma), f"soft focus sigma {sigma:.1f} px"
+        return _focus_plan(color, report, opts)
     if mode == "shake":
-        if shake_method == "classic":
-            from .blind import estimate_kernel
-        else:
-            from .shake import estimate_kernel
-        shake_progress = (lambda f, m: _progress(progress, 0.05 + 0.25 * f, m)) if progress else None
-        if shake_regions != 1 and roi is None:
-            from .spatial import estimate_kernel_grid
-            psf, info, cells = estimate_kernel_grid(color, shake_regions, kernel_size, progress=shake_progress,
-                                                    method=shake_method)
-        else:   # a selection names the one region to estimate on
-            psf, info = estimate_kernel(color, kernel_size=kernel_size, roi=roi, progress=shake_progress)
-            cells = []
-        report["shake"] = {k: v for k, v in info.items() if isinstance(v, (int, float, str, list, bool))}
-        report["warnings"].extend(info.get("warnings", []))
-        if len(cells) > 1:
-            grid.update(regions=int(shake_regions), kernels=[c["psf"] for c in cells])
-            report["shake"]["regions"] = [
-                {"roi": c["roi"], "window": c["window"], "source": c["source"], "size": [int(c["psf"].shape[1]), int(c["psf"].shape[0])],
-                 **({"sparsity": c["sparsity"]} if "sparsity" in c else {}), **({"reason": c["reason"]} if "reason" in c else {})}
-                for c in cells]
-            own = sum(c["source"] == "own" for c in cells)
-            if own == 0:    # a uniform blur: say it plainly
-                return "deconvolve", psf, (f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel (the same in all "
-                                           f"{shake_regions}x{shake_regions} regions)")
-            return "deconvolve", psf, (f"camera shake, {shake_regions}x{shake_regions} regions ({own} with their own kernel, "
-                                       f"{len(cells) - own} with the photo's {psf.shape[1]}x{psf.shape[0]} px)")
-        return "deconvolve", psf, f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel"
+        return _shake_plan(color, report, opts, progress)
     if mode == "sharpen":
-        return "sharpen", None, ""
+        return _Plan("sharpen")
     if mode == "old-photo":
-        return "old-photo", None, "old photo clarity"
+        return _Plan("old-photo", action="old photo clarity")
     raise ValueError(mode)
+
+
+def _motion_plan(color, opts: _Options) -> _Plan:
+    """A straight motion kernel: the given length and angle, the cepstrum's estimate for what is missing."""
+    length, angle = opts.length, opts.angle
+    if length is None or angle is None:
+        est_length, est_angle, _ = est.estimate_motion(est.working_luma(color))
+        length = est_length if length is None else length
+        angle = est_angle if angle is None else angle
+    return _Plan("deconvolve", motion_kernel(length, angle), f"motion {length:.0f} px at {angle:.0f} degrees")
+
+
+def _focus_plan(color, report, opts: _Options) -> _Plan:
+    """A defocus disk (the given radius, the analysis's, or a confident cepstrum estimate), else a gaussian
+    of the measured edge width (soft focus)."""
+    radius = opts.radius
+    if radius is None:
+        if report["blur_type"] == "defocus":
+            radius = report["params"]["radius"]
+        else:
+            r, score = est.estimate_defocus(est.working_luma(color))
+            if score >= 4:
+                radius = r
+    if radius is not None:
+        return _Plan("deconvolve", defocus_kernel(radius), f"focus radius {radius:.1f} px")
+    sigma = max(report["edge_blur"], 0.6)
+    return _Plan("deconvolve", gaussian_kernel(sigma), f"soft focus sigma {sigma:.1f} px")
+
+
+def _shake_plan(color, report, opts: _Options, progress) -> _Plan:
+    """A blind camera-shake kernel (``opts.shake_method``'s estimator), or a grid of them when
+    ``opts.shake_regions`` > 1 and no selection names the region; the estimate goes to report["shake"]."""
+    if opts.shake_method == "classic":
+        from .classic import estimate_kernel
+    else:
+        from .shake import estimate_kernel
+    shake_progress = _scaled_progress(progress, 0.05, 0.25)
+    regions = int(opts.shake_regions)
+    if regions != 1 and opts.roi is None:
+        from .spatial import estimate_kernel_grid
+        psf, info, cells = estimate_kernel_grid(color, regions, opts.kernel_size, progress=shake_progress,
+                                                method=opts.shake_method)
+    else:   # a selection names the one region to estimate on
+        psf, info = estimate_kernel(color, kernel_size=opts.kernel_size, roi=opts.roi, progress=shake_progress)
+        cells = []
+    report["shake"] = {k: v for k, v in info.items() if isinstance(v, (int, float, str, list, bool))}
+    report["warnings"].extend(info.get("warnings", []))
+    size = f"{psf.shape[1]}x{psf.shape[0]} px"
+    if len(cells) <= 1:
+        return _Plan("deconvolve", psf, f"camera shake {size} kernel")
+    report["shake"]["regions"] = [_cell_report(c) for c in cells]
+    grid = {"regions": regions, "kernels": [c["psf"] for c in cells]}
+    own = sum(c["source"] == "own" for c in cells)
+    if own == 0:    # a uniform blur: say it plainly
+        action = f"camera shake {size} kernel (the same in all {regions}x{regions} regions)"
+    else:
+        action = (f"camera shake, {regions}x{regions} regions ({own} with their own kernel, "
+                  f"{len(cells) - own} with the photo's {size})")
+    return _Plan("deconvolve", psf, action, grid)
+
+
+def _cell_report(cell) -> dict:
+    """One grid cell of :func:`deblur_core.spatial.estimate_kernel_grid` as JSON for report["shake"]["regions"]."""
+    out = {"roi": cell["roi"], "window": cell["window"], "source": cell["source"],
+           "size": [int(cell["psf"].shape[1]), int(cell["psf"].shape[0])]}
+    out.update({k: cell[k] for k in ("sparsity", "reason") if k in cell})
+    return out
+
+
+# --- routes: from the plan to the restored image ----------------------------------------------------------
+def _run_route(color, plan: _Plan, mode, report, st: Strength, opts: _Options, progress, *, checked) -> _Outcome:
+    """The planned route's restoration; ``checked``: an estimated kernel goes through the do-no-harm check."""
+    if st.blend <= 0:       # strength 0: the photo as it is
+        return _Outcome(color.copy(), st.blend, plan.route, plan.psf, plan.action)
+    if plan.route == "deconvolve":
+        return _deconvolution_route(color, plan, mode, report, st, opts, progress, checked=checked)
+    if plan.route == "sharpen":
+        return _sharpen_route(color, report, st, opts)
+    if plan.route == "old-photo":
+        return _old_photo_route(color, report, st, opts, progress)
+    return _already_sharp_route(color, plan, st)
+
+
+def _sharpen_route(color, report, st: Strength, opts: _Options) -> _Outcome:
+    """Smart Sharpen: an unsharp mask with the given radius and amount, else the edge width's and the strength's."""
+    radius = opts.sharpen_radius or float(np.clip(report["edge_blur"] * 1.5, 0.7, 4.0))
+    amount = opts.amount if opts.amount is not None else st.sharpen_amount
+    restored = unsharp_mask(color, radius, amount, opts.threshold)
+    return _Outcome(restored, st.blend, "sharpen", action=f"smart sharpen radius {radius:.1f} px, amount {amount:.2f}")
+
+
+def _already_sharp_route(color, plan: _Plan, st: Strength) -> _Outcome:
+    """Nothing to undo: a sharp photo gets a gentle deconvolution sharpening."""
+    return _Outcome(smart_sharpen(color, amount=st.gentle_amount), st.blend, plan.route, action=plan.action)
+
+
+def _old_photo_route(color, report, st: Strength, opts: _Options, progress) -> _Outcome:
+    """Old Photo Clarity: subjects restored and background denoised, as a layer stack; it applies the
+    strength itself (blend 1)."""
+    from .oldphoto import old_photo
+    op = old_photo(color, st.percent, use_network=opts.use_network, progress=_scaled_progress(progress, 0.3, 0.5))
+    cm = op["clarity_mask"] if color.ndim == 2 else op["clarity_mask"][..., None]
+    restored = op["clarity"] * cm + op["background"] * (1 - cm)
+    report["old_photo"] = {k: v for k, v in op["report"].items() if k != "extra_layers"}
+    report["warnings"].extend(op["report"].get("warnings", []))
+    layers = [{"name": "Old Photo Clarity: background", "image": op["background"], "mask": op["background_mask"]},
+              {"name": "Old Photo Clarity: subjects", "image": op["clarity"], "mask": op["clarity_mask"]}]
+    return _Outcome(restored, 1.0, "old-photo", action="old photo clarity", layers=layers)
+
+
+def _deconvolution_route(color, plan: _Plan, mode, report, st: Strength, opts: _Options, progress, *,
+                         checked) -> _Outcome:
+    """Non-blind deconvolution with the planned kernel (a kernel per cell on a grid); an estimated kernel
+    must explain the photo (:func:`_do_no_harm`)."""
+    if plan.grid:
+        from .spatial import restore_grid
+        restored = restore_grid(color, plan.grid["regions"], plan.grid["kernels"],
+                                lambda part, k: _restore(part, k, st.regularization, opts.use_network, report, None),
+                                progress=_scaled_progress(progress, 0.3, 0.55))
+    else:
+        restored = _restore(color, plan.psf, st.regularization, opts.use_network, report, progress)
+    outcome = _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action)
+    return _do_no_harm(color, outcome, plan.grid, mode, report, st, opts, progress) if checked else outcome
+
+
+def _do_no_harm(color, outcome: _Outcome, grid, mode, report, st: Strength, opts: _Options, progress) -> _Outcome:
+    """Keep an estimated kernel only when it explains the photo (:mod:`deblur_core.harm`): a grid whose
+    regions are not all explained gives way to one kernel for the photo, an untrusted kernel to the other
+    candidates (:func:`_other_candidates`)."""
+    psf = outcome.psf
+    if grid and not _grid_trusted(color, outcome.restored, grid, report):
+        # A region's own kernel does not explain its part of the photo: one kernel for the whole photo,
+        # checked like any other below.
+        grid = {}
+        outcome.restored = _restore(color, psf, st.regularization, opts.use_network, report, progress)
+        outcome.action = f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel (one for the whole photo)"
+    if grid or psf is None or psf.size <= 1 or _kernel_trusted(color, outcome.restored, psf, report):
+        return outcome
+    return _other_candidates(color, mode, report, st, opts, progress)
+
+
+def _other_candidates(color, mode, report, st: Strength, opts: _Options, progress) -> _Outcome:
+    """When a kernel is not trusted: a straight line or a disk is one kind of kernel, the blind estimators find
+    the others (issue 20); after one shake estimator, the other (issue 19). The first trusted candidate's
+    restoration, else gentle sharpening (:func:`_fallback_sharpen`)."""
+    if mode in ("auto", "shake"):
+        first = report["blur_type"]
+        shake_first = mode == "shake" or (first == "shake" and mode == "auto")
+        tried = [opts.shake_method] if shake_first else []
+        other = "dark" if opts.shake_method == "classic" else "classic"
+        for method in (opts.shake_method, other):
+            if method in tried:
+                continue
+            tried.append(method)
+            try:
+                plan = _shake_plan(color, report, replace(opts, shake_regions=1, shake_method=method), progress)
+            except ValueError:          # too few edges for a blind estimate: the fallback below
+                break
+            restored = _restore(color, plan.psf, st.regularization, opts.use_network, report, progress)
+            if _kernel_trusted(color, restored, plan.psf, report):
+                what = f"the {first} kernel" if len(tried) == 1 and mode == "auto" and first != "shake" else \
+                    "the first camera-shake estimate"
+                report["warnings"].append(f"{what} did not explain the blur; the {method} camera-shake estimate did")
+                return _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action)
+    return _Outcome(_fallback_sharpen(color, report, st), st.blend, "smart",
+                    action="gentle sharpening (the estimated blur was not trusted)")
 
 
 def _restore(color, psf, reg_scale, use_network, report, progress):
@@ -312,8 +415,7 @@ def _restore(color, psf, reg_scale, use_network, report, progress):
     if use_network is not False:
         try:
             from .pnp import pnp_deconvolve
-            out = pnp_deconvolve(color, psf, strength_scale=reg_scale,
-                                 progress=(lambda f, m: _progress(progress, 0.3 + 0.55 * f, m)) if progress else None)
+            out = pnp_deconvolve(color, psf, strength_scale=reg_scale, progress=_scaled_progress(progress, 0.3, 0.55))
             report["method"] = "network (plug-and-play)"
             return out
         except ImportError:
@@ -387,3 +489,29 @@ def _apply_guard(restored, color, blend, route, psf, report):
     if rep["capped"]:
         report.setdefault("warnings", []).append(rep["message"])
     return rep["applied"]
+
+
+# --- mask and report ----------------------------------------------------------------------------------
+def _suggested_mask(color, mask, report):
+    """The suggested layer mask (:func:`deblur_core.masks.make_mask`); faces found and warnings go to the report."""
+    gray = est.working_luma(color)
+    mask_info: dict = {}
+    suggested = masks.make_mask(mask, color.shape, blur_map=est.blur_map(gray), gray=gray, image=color,
+                                noise_sigma=report["noise_sigma"], info=mask_info)
+    if "faces" in mask_info:
+        report["faces"] = mask_info["faces"]
+    if mask_info.get("warning"):
+        report["warnings"].append(mask_info["warning"])
+    return suggested
+
+
+def _finish_report(report, outcome: _Outcome, strength, mask, runtime_s):
+    """What was done, the layer title, the mask, the runtime and the kernel used."""
+    title_action = outcome.action or report["blur_type"]
+    report["action"] = title_action
+    report["title"] = f"AI Deblur: {title_action}, {strength:.0f}%"
+    report["mask"] = mask
+    report["runtime_s"] = round(runtime_s, 3)
+    if outcome.psf is not None:
+        report["kernel"] = np.asarray(outcome.psf, np.float32).round(6).tolist()
+        report["kernel_size"] = [int(outcome.psf.shape[1]), int(outcome.psf.shape[0])]
