@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--sharpen-radius", type=float)
     d.add_argument("--amount", type=float)
     d.add_argument("--threshold", type=float, default=0.0)
+    d.add_argument("--grain", type=float, metavar="0-100",
+                   help="old photo: how much grain to remove (0 keeps it, default 50: the measured level, 100 twice)")
+    d.add_argument("--background-soften", type=float, metavar="PX",
+                   help="old photo: blur of the background against grain, 0-3 px (default about 0.5; 0 = none)")
     d.add_argument("--classical", action="store_true", help="do not use the neural network")
     d.add_argument("--quiet", action="store_true")
     b = sub.add_parser(
@@ -174,6 +178,7 @@ def cmd_deblur(args) -> int:
                               amount=args.amount, threshold=args.threshold,
                               use_network=False if args.classical else None,
                               shake_regions=args.shake_regions or None,
+                              grain=args.grain, background_soften=args.background_soften,
                               **({"shake_method": args.shake_method} if args.shake_method else {}))
     if not args.quiet:
         print(file=sys.stderr)

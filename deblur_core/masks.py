@@ -1,8 +1,8 @@
 """Float masks in [0, 1] (H, W) that become GIMP layer masks: where the correction should show.
 
 Kinds (:data:`MASK_KINDS`): "auto" (where the photo is blurred, less on flat areas), "full", "none",
-"subject" (what was meant to be in focus, from the blur map, plus every person found by their face;
-intended bokeh stays out) and "faces" (detected faces, eyes strongest; see :mod:`.faces`).
+"subject" (what was meant to be in focus, from the blur map, plus every person found by the face or,
+seen from behind or too small for a face, by the silhouette; intended bokeh stays out) and "faces" (detected faces, eyes strongest; see :mod:`.faces`).
 :func:`people_mask` covers each person found by their face: head, shoulders and torso. :func:`background_layer` makes
 the companion background-softening layer (a very light blur shown through the inverted subject mask).
 """
@@ -127,15 +127,18 @@ def _box_of(f):
 
 
 def people_mask(shape, faces, *, body: bool = True, max_side: int = 1024) -> np.ndarray:
-    """Soft mask (H, W) float32 in [0, 1] over the people whose faces are in ``faces`` (a list of
-    :class:`faces.Face`, their dicts, or bare (x, y, w, h) boxes), union over all of them.
+    """Soft mask (H, W) float32 in [0, 1] over the people in ``faces`` (a list of :class:`faces.Face`,
+    their dicts, or bare (x, y, w, h) face boxes; :func:`faces.detect_people` gives faces and bodies),
+    union over all of them.
 
-    Each person is the head (an ellipse 1.5 face widths wide from the top of the hair to the chin),
-    the neck and shoulders (an ellipse 3.2 face widths wide centred 1.6 face heights below the face's
-    centre) and, with ``body``, the torso below them (2.6 face widths wide, down to about 5 face
-    heights under the face), all at 1, feathered by a gaussian of a quarter of the face width (so the
-    edge of the mask does not show as a line). The proportions are an adult's seen from the front;
-    a turned head moves the shoulders a little towards the side it faces.
+    Each person found by the face is the head (an ellipse 1.5 face widths wide from the top of the hair
+    to the chin), the neck and shoulders (an ellipse 3.2 face widths wide centred 1.6 face heights below
+    the face's centre) and, with ``body``, the torso below them (2.6 face widths wide, down to about 5
+    face heights under the face), all at 1. The proportions are an adult's seen from the front; a turned
+    head moves the shoulders a little towards the side it faces. A person found by the silhouette
+    (``kind == "body"``: seen from behind, or too small for the face detector) is an ellipse filling
+    the box, with the head's width at its top. Edges are feathered by a gaussian of a quarter of the
+    face width (a tenth of a body's width), so the edge of the mask does not show as a line.
     """
     H, W = int(shape[0]), int(shape[1])
     s = min(1.0, max_side / max(H, W))
@@ -146,13 +149,22 @@ def people_mask(shape, faces, *, body: bool = True, max_side: int = 1024) -> np.
     if not boxes:
         return m if (h, w) == (H, W) else np.zeros((H, W), np.float32)
     widths = []
+
+    def e(c, ax):
+        return ((round(c[0] * 16), round(c[1] * 16)), (max(16, round(ax[0] * 16)), max(16, round(ax[1] * 16))))
+
     for (x, y, bw, bh), kind in boxes:
         x, y, bw, bh = x * s, y * s, max(bw * s, 1.0), max(bh * s, 1.0)
-        widths.append(bw)
         cx, cy = x + bw / 2, y + bh / 2
+        if kind == "body":
+            widths.append(bw / 2.5)     # a body box is about 2.5 head widths wide
+            head = 0.4 * bw             # the head: a circle at the top, the rest an ellipse below
+            cv2.ellipse(m, *e((cx, y + 0.55 * head), (0.5 * head, 0.6 * head)), 0, 0, 360, 1.0, -1, cv2.LINE_AA, 4)
+            cv2.ellipse(m, *e((cx, y + head + 0.5 * (bh - head)), (0.5 * bw, 0.5 * (bh - head) + 0.1 * head)),
+                        0, 0, 360, 1.0, -1, cv2.LINE_AA, 4)
+            continue
+        widths.append(bw)
         turn = {"profile-left": -0.25, "profile-right": 0.25}.get(kind, 0.0) * bw
-        e = lambda c, ax: ((round(c[0] * 16), round(c[1] * 16)),  # noqa: E731
-                           (max(16, round(ax[0] * 16)), max(16, round(ax[1] * 16))))
         cv2.ellipse(m, *e((cx, cy - 0.1 * bh), (0.75 * bw, 0.72 * bh)), 0, 0, 360, 1.0, -1, cv2.LINE_AA, 4)
         cv2.ellipse(m, *e((cx - 0.5 * turn, cy + 1.6 * bh), (1.6 * bw, 0.9 * bh)), 0, 0, 360, 1.0, -1, cv2.LINE_AA, 4)
         cv2.rectangle(m, (round(cx - 0.35 * bw), round(cy)), (round(cx + 0.35 * bw), round(cy + 1.6 * bh)), 1.0, -1)
@@ -256,15 +268,14 @@ def make_mask(kind: str, shape, *, blur_map=None, gray=None, noise_sigma: float 
         raise ValueError(f"the {kind!r} mask needs a blur map")
     if kind == "subject":
         if faces is None and image is not None:
-            # people are subject: find them by their faces (a detector failure only costs the people)
+            # people are subject: every person, found by the face or by the silhouette (seen from
+            # behind, too small for the face detector); a detector failure only costs the faces
             from . import faces as fc
             det: dict = {}
-            try:
-                faces = fc.detect_faces(image, features=False, info=det)
-            except fc.FaceDetectorUnavailable as exc:
-                faces, det["warning"] = [], str(exc)
+            faces = fc.detect_people(image, info=det)
             if info is not None:
-                info["faces"] = [f.to_dict() for f in faces]
+                info["faces"] = [f.to_dict() for f in faces if f.kind != "body"]
+                info["people"] = [f.to_dict() for f in faces]
                 if det.get("warning"):
                     info["warning"] = det["warning"]
         return subject_mask(blur_map, gray=gray, faces=faces if isinstance(faces, (list, tuple)) else None)

@@ -89,6 +89,8 @@ class _Options:
     roi: tuple | None = None            # the region to estimate a shake kernel on
     shake_regions: int = 1              # kernels per side of a grid
     shake_method: str = "dark"          # the shake estimator tried first
+    grain: float | None = None          # old photo: grain removal 0-100 (None: 50, the measured level)
+    background_soften: float | None = None  # old photo: background blur in px (None: about 0.5)
 
 
 @dataclass
@@ -117,7 +119,8 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
            mask: str = "auto", progress=None, length: float | None = None, angle: float | None = None,
            radius: float | None = None, kernel_size: int | None = None, sharpen_radius: float | None = None,
            amount: float | None = None, threshold: float = 0.0, use_network: bool | None = None,
-           roi=None, shake_regions: int | None = None, shake_method: str = "dark") -> DeblurResult:
+           roi=None, shake_regions: int | None = None, shake_method: str = "dark", grain: float | None = None,
+           background_soften: float | None = None) -> DeblurResult:
     """Restore a blurred photo.
 
     Parameters
@@ -145,6 +148,9 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         Pan et al. 2016, :mod:`deblur_core.shake`) or "classic" (L0 gradients, Cho & Lee edge selection,
         the finest level denoised, :mod:`deblur_core.classic`). When its kernel does not explain the photo
         the other one is tried (figures: ``docs/experiments/shake.md``).
+    grain, background_soften : float or None
+        Old photo: how much grain to remove (0-100; None = 50, the measured level) and the background's
+        softening blur in px (0-3; None = about 0.5); see :func:`deblur_core.oldphoto.old_photo`.
 
     Returns
     -------
@@ -152,6 +158,9 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     """
     t0 = time.perf_counter()
     _check_choices(mode, mask, shake_method, shake_regions)
+    if grain is not None or background_soften is not None:
+        from .oldphoto import check_controls
+        check_controls(grain, background_soften)     # a wrong value is an error in every mode
     image = validate_image(image)
     st = strength_settings(strength)        # what the slider means, for every route below
     color, alpha = split_alpha(image)
@@ -161,7 +170,8 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         shake_regions = auto_regions(*color.shape[:2])
     opts = _Options(length=length, angle=angle, radius=radius, kernel_size=kernel_size,
                     sharpen_radius=sharpen_radius, amount=amount, threshold=threshold, use_network=use_network,
-                    roi=roi, shake_regions=shake_regions, shake_method=shake_method)
+                    roi=roi, shake_regions=shake_regions, shake_method=shake_method, grain=grain,
+                    background_soften=background_soften)
     _progress(progress, 0.02, "Analysing blur")
     report = analyze(color)
     report["mode"] = mode
@@ -338,17 +348,15 @@ def _already_sharp_route(color, plan: _Plan, st: Strength) -> _Outcome:
 
 
 def _old_photo_route(color, report, st: Strength, opts: _Options, progress) -> _Outcome:
-    """Old Photo Clarity: subjects restored and background denoised, as a layer stack; it applies the
-    strength itself (blend 1)."""
+    """Old Photo Clarity: the AI pass with the background softened, and the people sharpened, as a layer
+    stack (:func:`deblur_core.oldphoto.old_photo`); it applies the strength itself (blend 1)."""
     from .oldphoto import old_photo
-    op = old_photo(color, st.percent, use_network=opts.use_network, progress=_scaled_progress(progress, 0.3, 0.5))
-    cm = op["clarity_mask"] if color.ndim == 2 else op["clarity_mask"][..., None]
-    restored = op["clarity"] * cm + op["background"] * (1 - cm)
+    op = old_photo(color, st.percent, use_network=opts.use_network, grain=opts.grain,
+                   background_soften=opts.background_soften, progress=_scaled_progress(progress, 0.3, 0.5))
     report["old_photo"] = {k: v for k, v in op["report"].items() if k != "extra_layers"}
     report["warnings"].extend(op["report"].get("warnings", []))
-    layers = [{"name": "Old Photo Clarity: background", "image": op["background"], "mask": op["background_mask"]},
-              {"name": "Old Photo Clarity: subjects", "image": op["clarity"], "mask": op["clarity_mask"]}]
-    return _Outcome(restored, 1.0, "old-photo", action="old photo clarity", layers=layers)
+    layers = [{"name": layer["name"], "image": layer["image"], "mask": layer["mask"]} for layer in op["layers"]]
+    return _Outcome(op["image"], 1.0, "old-photo", action="old photo clarity", layers=layers)
 
 
 def _deconvolution_route(color, plan: _Plan, mode, report, st: Strength, opts: _Options, progress, *,

@@ -27,7 +27,10 @@ in ``deblur()``), mask (:data:`deblur_core.vocabulary.MASKS`), and the engine's 
 angle, radius, kernel_size, sharpen_radius, amount, threshold, use_network, roi, shake_regions);
 None / 0 / missing = auto (angle 0 counts only with "angle_set": true); kernel (2-D list) = a known
 PSF; preview_blend ("mask" / "original", for dialog previews) returns the image already blended with
-the mask (or the original), as the new layer with its mask will look.
+the mask (or the original), as the new layer with its mask will look; grain (0-100) and
+background_soften (0-3 px) for the old-photo mode (0 is a value here, not auto); sharpen_layer
+({"amount": percent, "radius": px, "threshold": 0-255 levels}, the guide's hybrid workflow) adds one
+output "sharpen": the result given a classic-style unsharp mask (:func:`sharpen_layer_kwargs`).
 
 analyze options: want_kernel (true: the report gets the blur kernel, and the answer one output
 "kernel", a small picture of it, :func:`kernel_view`).
@@ -51,7 +54,7 @@ OPS = ("deblur", "analyze", "ping", "focus")
 
 # Mode options the engine knows; 0 / None from the plug-in means "auto" and is not passed on.
 NUMERIC_OPTIONS = ("length", "angle", "radius", "kernel_size", "sharpen_radius", "amount", "threshold",
-                   "shake_regions")
+                   "shake_regions", "grain", "background_soften")
 ZERO_IS_AUTO = ("length", "radius", "kernel_size", "sharpen_radius", "amount", "shake_regions")
 # wire types: numpy dtype and the integer full scale (None = float in [0, 1])
 DTYPES = {"f32": ("<f4", None), "u16": ("<u2", 65535.0), "u8": ("u1", 255.0)}
@@ -191,6 +194,10 @@ def deblur_kwargs(opts):
     for key in ("kernel_size", "shake_regions"):
         if key in extra:
             extra[key] = int(round(extra[key]))
+    if "grain" in extra and not 0.0 <= extra["grain"] <= 100.0:
+        raise ProtocolError(f"grain removal must be between 0 and 100, got {extra['grain']:g}")
+    if "background_soften" in extra and not 0.0 <= extra["background_soften"] <= 3.0:
+        raise ProtocolError(f"background softening must be between 0 and 3 px, got {extra['background_soften']:g}")
     if opts.get("use_network") is not None:
         extra["use_network"] = bool(opts["use_network"])
     roi = opts.get("roi")
@@ -198,6 +205,34 @@ def deblur_kwargs(opts):
         extra["roi"] = tuple(int(v) for v in roi)
     kernel = opts.get("kernel")  # optional explicit PSF (list of lists)
     return mode, strength, mask, kernel, extra
+
+
+SHARPEN_LAYER_DEFAULTS = {"amount": 120.0, "radius": 1.5, "threshold": 5.0}  # the guide's 120 %, 1.5 px, 5
+
+
+def sharpen_layer_kwargs(opts):
+    """The "sharpen_layer" option, checked -> None (not asked) or {"amount": 0-500 %, "radius": 0.1-20 px,
+    "threshold": 0-255 levels} with the guide's values for missing keys."""
+    spec = opts.get("sharpen_layer")
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        spec = {}
+    if not isinstance(spec, dict):
+        raise ProtocolError("sharpen_layer must be an object with amount, radius and threshold")
+    out = dict(SHARPEN_LAYER_DEFAULTS)
+    limits = {"amount": (0.0, 500.0), "radius": (0.1, 20.0), "threshold": (0.0, 255.0)}
+    for key, (lo, hi) in limits.items():
+        if spec.get(key) is None:
+            continue
+        try:
+            val = float(spec[key])
+        except (TypeError, ValueError):
+            raise ProtocolError(f"sharpen_layer {key} must be a number") from None
+        if not (math.isfinite(val) and lo <= val <= hi):
+            raise ProtocolError(f"sharpen_layer {key} must be between {lo:g} and {hi:g}, got {val:g}")
+        out[key] = val
+    return out
 
 
 def focus_kwargs(opts):

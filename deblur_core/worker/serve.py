@@ -18,7 +18,8 @@ import traceback
 from . import standby as _standby
 from .protocol import (PROTOCOL_VERSION, Channel, ProtocolError, as_engine_image, check_kernel,
                        deblur_kwargs, error_sentence, finish_image, finish_mask, focus_kwargs, focus_to_image,
-                       itemsize, kernel_view, mask_dtype, parse_header, read_exact, to_wire)
+                       itemsize, kernel_view, mask_dtype, parse_header, read_exact, sharpen_layer_kwargs,
+                       to_wire)
 
 _STARTED = time.monotonic()  # the process's start, for the timing report of its first request
 
@@ -167,6 +168,7 @@ def serve(stdin, chan, engine_import=None):
     import numpy as np
     mode, strength, mask, kernel, extra = deblur_kwargs(opts)
     kernel = check_kernel(kernel)
+    sharpen_layer = sharpen_layer_kwargs(opts)
     progress(0.0, f"Starting {mode} deblur")
     t0 = time.perf_counter()
     res = eng.deblur(image, mode=mode, strength=strength, kernel=kernel, mask=mask,
@@ -192,6 +194,16 @@ def serve(stdin, chan, engine_import=None):
     for i, layer in enumerate(layers):
         buffers.append((f"layer{i}", to_wire(finish_image(layer["image"], image), dtype), dtype))
         buffers.append((f"layer{i}-mask", to_wire(finish_mask(layer["mask"], h, w), mdtype), mdtype))
+    if sharpen_layer is not None and blend not in ("mask", "original"):
+        # The guide's hybrid workflow: the result given an unsharp mask, for a layer the user paints in
+        progress(1.0, "Sharpening layer")
+        from ..color import merge_alpha, split_alpha
+        from ..sharpen import unsharp_mask
+        color, alpha = split_alpha(out)
+        usm = merge_alpha(unsharp_mask(color, sharpen_layer["radius"], sharpen_layer["amount"] / 100.0,
+                                       sharpen_layer["threshold"] / 255.0), alpha, out)
+        buffers.append(("sharpen", to_wire(finish_image(usm, image), dtype), dtype))
+        report["sharpen_layer"] = sharpen_layer
     chan.line({"ok": True, "report": report,
                "outputs": [{"name": name, "shape": list(buf.shape), "dtype": dt} for name, buf, dt in buffers]})
     for _name, buf, _dt in buffers:
