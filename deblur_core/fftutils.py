@@ -17,12 +17,14 @@ __all__ = ["psf2otf", "pad_for_deconvolution", "convolve", "fast_shape", "WORKER
 WORKERS = max(1, min(os.cpu_count() or 1, 8))
 
 
-def rfft2(x: np.ndarray) -> np.ndarray:
-    return sfft.rfft2(x, workers=WORKERS)
+def rfft2(x: np.ndarray, *, workers: int = WORKERS) -> np.ndarray:
+    """2-D real FFT over the last two axes, on ``workers`` threads (the result does not depend on them)."""
+    return sfft.rfft2(x, workers=workers)
 
 
-def irfft2(x: np.ndarray, shape) -> np.ndarray:
-    return sfft.irfft2(x, s=shape, workers=WORKERS)
+def irfft2(x: np.ndarray, shape, *, workers: int = WORKERS) -> np.ndarray:
+    """Inverse of :func:`rfft2` for a real array of ``shape``."""
+    return sfft.irfft2(x, s=shape, workers=workers)
 
 
 def fast_shape(shape) -> tuple:

@@ -4,7 +4,7 @@ When the camera rotates during the exposure (roll especially), the blur differs 
 the trajectory seen in a corner is the centre's plus the rotation's arc there. Photoshop's Shake
 Reduction calls the remedy "multiple blur traces". Here the photo is cut into an ``n`` x ``n`` grid;
 the whole photo's kernel is estimated first, then refined on each cell's window with the most strong
-edges (:func:`deblur_core.blind.refine_kernel`: the estimator's finest level, started from that
+edges (:func:`deblur_core.classic.refine_kernel`: the estimator's finest level, started from that
 kernel in a window 1.25 times larger), and each cell is restored with its kernel. Refining rather
 than estimating each cell from scratch: the same quality on the train split (2 x 2, roll + translation
 shake, 3 photos: -0.47 against -0.41 dB; uniform shake +1.97 against +2.10 dB) in half the time. The restorations are
@@ -23,9 +23,10 @@ import threading
 
 import numpy as np
 
-from . import blind
+from . import classic
 from .color import validate_image
 from .shake.kernel_step import odd
+from .shake.regions import pick_region
 
 __all__ = ["MAX_REGIONS", "GRID_MIN_SIDE", "GRID_MAX_PIXELS", "auto_regions", "estimate_kernel_grid", "restore_grid", "grid_centres",
            "cell_weight"]
@@ -90,7 +91,7 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
     progress : callable(fraction, message) or None; raising from it cancels. Called from one thread at a
         time, not always the caller's.
     method : {"dark", "classic"}
-        The estimator: :mod:`deblur_core.shake` (dark channel, default) or :mod:`deblur_core.blind`.
+        The estimator: :mod:`deblur_core.shake` (dark channel, default) or :mod:`deblur_core.classic`.
     workers : int
         Cells refined at once (threads; their FFTs and array maths release the GIL). The kernels do not
         depend on it.
@@ -110,16 +111,16 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
     report = progress if progress is not None else (lambda f, m: None)
     n_cells = regions * regions
     share = 1.0 / (n_cells + 1)
-    prep = luma, lin_max = blind.working_luma(img, True)   # once for the photo and every cell
+    prep = luma, lin_max = classic.working_luma(img, True)   # once for the photo and every cell
     if method == "classic":
-        psf, info = blind.estimate_kernel(img, kernel_size, max_region=max_region,
-                                          progress=lambda f, m: report(share * f, m), _prep=prep)
+        psf, info = classic.estimate_kernel(img, kernel_size, max_region=max_region,
+                                            progress=lambda f, m: report(share * f, m), _prep=prep)
     else:
         from . import shake
         psf, info = shake.estimate_kernel(img, kernel_size, progress=lambda f, m: report(share * f, m))
     if regions == 1:
         return psf, info, [{"roi": [0, 0, w, h], "window": info["roi"], "psf": psf, "source": "whole photo"}]
-    # The photo's kernel may have come from a window larger than the size given (blind.estimate_kernel's
+    # The photo's kernel may have come from a window larger than the size given (classic.estimate_kernel's
     # pair): the cells refine it whole.
     size = max(int(kernel_size) | 1, max(psf.shape)) if kernel_size is not None else odd(1.25 * max(psf.shape) + 4)
     cells, jobs = [], []
@@ -133,23 +134,23 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
             if ks < (size if kernel_size is not None else max(psf.shape)):
                 cell["reason"] = f"the cell ({cw}x{ch} px) is too small for a kernel this size"
                 continue
-            valid = blind.saturation_mask(lin_max[y0:y0 + ch, x0:x0 + cw], ks)
+            valid = classic.saturation_mask(lin_max[y0:y0 + ch, x0:x0 + cw], ks)
             side = max(min(max_region, cw, ch), 6 * ks)
-            wx, wy, ww, wh = blind.pick_region(luma[y0:y0 + ch, x0:x0 + cw], valid, side, side)
+            wx, wy, ww, wh = pick_region(luma[y0:y0 + ch, x0:x0 + cw], valid, side)
             cell["window"] = [int(x0 + wx), int(y0 + wy), int(ww), int(wh)]
             jobs.append((cell, ks))
-    parts = blind.PartsProgress(lambda f, m: report(share + (1 - share) * f, m), len(jobs),
-                                 lambda done, n: f"Refining the kernel per region ({done}/{n} done)")
+    parts = classic.PartsProgress(lambda f, m: report(share + (1 - share) * f, m), len(jobs),
+                                   lambda done, n: f"Refining the kernel per region ({done}/{n} done)")
     running = [len(jobs)]
     lock = threading.Lock()
 
     def refine(k, cell, ks):
         # both cores for the FFTs once the other refinements are done
-        blind.set_fft_sharing(lambda: running[0] <= 1)
+        classic.set_fft_sharing(lambda: running[0] <= 1)
         try:
             if method == "classic":
-                return blind.refine_kernel(img, psf, ks, roi=tuple(cell["window"]), max_region=max_region,
-                                           progress=parts.part(k), _prep=prep)[0]
+                return classic.refine_kernel(img, psf, ks, roi=tuple(cell["window"]), max_region=max_region,
+                                             progress=parts.part(k), _prep=prep)[0]
             from . import shake
             return shake.refine_kernel(img, psf, ks, roi=tuple(cell["window"]), progress=parts.part(k))[0]
         except ValueError as exc:           # flat or clipped cell: the whole-photo kernel serves it
@@ -157,7 +158,7 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
         finally:
             with lock:
                 running[0] -= 1
-            blind.set_fft_sharing(None)
+            classic.set_fft_sharing(None)
 
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max(1, min(int(workers), len(jobs) or 1))) as pool:
@@ -171,8 +172,8 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
         if isinstance(own, ValueError):
             cell["reason"] = str(own)
             continue
-        region = blind.region_luma(luma, tuple(cell["window"]))
-        scores = [blind.region_sparsity(region, k) for k in (own, psf)]
+        region = classic.region_luma(luma, tuple(cell["window"]))
+        scores = [classic.region_sparsity(region, k) for k in (own, psf)]
         cell["sparsity"] = [round(sc, 5) for sc in scores]
         cell["own_psf"] = own
         if scores[0] < scores[1]:

@@ -1,4 +1,4 @@
-"""Blind camera-shake kernel estimation (deblur_core.blind)."""
+"""Blind camera-shake kernel estimation: the classic estimator (deblur_core.classic)."""
 import os
 import sys
 
@@ -8,7 +8,7 @@ from scipy.signal import fftconvolve
 
 from helpers import blur_linear
 from deblur_core import color, fftutils
-from deblur_core.blind import estimate_kernel
+from deblur_core.classic import DEFAULT_SETTINGS, estimate_kernel
 from deblur_core.deconvolution import deconvolve
 from deblur_core.kernels import kernel_from_points
 
@@ -138,10 +138,10 @@ def test_auto_size(gray_photo):
 
 def test_auto_size_runaway_window_is_caught(gray_photo, monkeypatch):
     """The generous window alone can end filled with streaks; the moderate window's kernel then wins."""
-    from deblur_core import blind
+    from deblur_core.classic import estimator
     k = hook_kernel(15)
     blurred = blur_linear(gray_photo, k, noise=0.005, seed=5)
-    real = blind._estimate
+    real = estimator._estimate
 
     def runaway_first(image, kernel_size, **kw):
         psf, info = real(image, kernel_size, **kw)
@@ -152,7 +152,7 @@ def test_auto_size_runaway_window_is_caught(gray_photo, monkeypatch):
             info = dict(info, size=n, window=n)
         return psf, info
 
-    monkeypatch.setattr(blind, "_estimate", runaway_first)
+    monkeypatch.setattr(estimator, "_estimate", runaway_first)
     psf, info = estimate_kernel(blurred)
     cands = info["candidates"]
     assert [c["window"] for c in cands] == [41, 23]
@@ -161,21 +161,20 @@ def test_auto_size_runaway_window_is_caught(gray_photo, monkeypatch):
     assert similarity(k, psf) >= 0.6
     # The two estimates ran in two threads: the winner is the very kernel a lone estimate gives.
     alone, _ = real(blurred, 23, roi=tuple(info["roi"]), progress=None, max_region=640, iterations=5,
-                    lam=0.06, gamma_rel=2e-3, linear=True, settings=blind.DEFAULT_SETTINGS)
+                    lam=0.06, gamma_rel=2e-3, linear=True, settings=DEFAULT_SETTINGS)
     assert np.array_equal(psf, alone)
 
 
 def test_size_given_too_small_is_caught(gray_photo):
     """A size given competes with a larger window: a user's guess too small for the trajectory (the
     15 px hook in a 9 px window) still gets the whole kernel."""
-    from deblur_core import blind
     k = hook_kernel(15)
     blurred = blur_linear(gray_photo, k, noise=0.005, seed=6)
     psf, info = estimate_kernel(blurred, 9)
     _check_kernel(psf)
     assert [c["window"] for c in info["candidates"]] == [9, 17]
     assert info["window"] == 17 and info["requested_size"] == 9 and not info["auto_size"]
-    alone, info_alone = estimate_kernel(blurred, 9, settings=blind.DEFAULT_SETTINGS.but(grow=None))  # that window only
+    alone, info_alone = estimate_kernel(blurred, 9, settings=DEFAULT_SETTINGS.but(grow=None))  # that window only
     assert info_alone["window"] == 9 and "candidates" not in info_alone
     assert similarity(k, psf) >= 0.9
     assert psf.shape[0] > 9 and alone.ndim == 2     # the pair's kernel outgrew the 9 px window
@@ -199,38 +198,39 @@ def test_auto_size_cancel_stops_both_estimates(gray_photo):
     assert time.perf_counter() - t < 5
 
 
-def test_parallel_ffts_give_the_same_kernel(gray_photo, monkeypatch):
+def test_parallel_ffts_give_the_same_kernel(gray_photo):
     """Large regions split their FFTs over 2 workers: the kernels must be bit for bit the same, and an
     estimate of the auto-size pair keeps to one worker while the other one runs."""
-    from deblur_core import blind
+    from deblur_core.classic.fft import fft_policy, fft_workers, set_fft_sharing
     blurred = blur_linear(gray_photo, hook_kernel(15), noise=0.005, seed=5)
-    monkeypatch.setattr(blind, "_PARALLEL_FFT_MIN", 0)          # the test photo is small
-    monkeypatch.setattr(blind, "_FFT_WORKERS", 1)
-    one, _ = estimate_kernel(blurred, 15)
-    monkeypatch.setattr(blind, "_FFT_WORKERS", 2)
-    two, _ = estimate_kernel(blurred, 15)
+    every_fft = DEFAULT_SETTINGS.but(parallel_fft_min=0)          # the test photo is small
+    one, _ = estimate_kernel(blurred, 15, settings=every_fft.but(fft_workers=1))
+    two, _ = estimate_kernel(blurred, 15, settings=every_fft.but(fft_workers=2))
     assert np.array_equal(one, two)
     x = np.zeros((8, 8), np.float32)
-    assert blind._workers(x) == 2
+    assert fft_workers(x) == 1                                   # small: one thread by default
     other_done = [False]
-    blind._fft_thread.alone = lambda: other_done[0]
-    try:
-        assert blind._workers(x) == 1
-        other_done[0] = True
-        assert blind._workers(x) == 2
-    finally:
-        blind._fft_thread.alone = None
+    with fft_policy(every_fft):
+        assert fft_workers(x) == 2
+        set_fft_sharing(lambda: other_done[0])
+        try:
+            assert fft_workers(x) == 1
+            other_done[0] = True
+            assert fft_workers(x) == 2
+        finally:
+            set_fft_sharing(None)
+    assert fft_workers(x) == 1
 
 
 def test_dense_normal_matrix_matches_the_fft_operator():
     """Small kernel windows use the normal matrix itself; it must be the FFT path's operator."""
     import scipy.fft as sfft
-    from deblur_core import blind
+    from deblur_core.classic.steps import correlation_window, dense_normal_matrix
     rng = np.random.default_rng(0)
     for size in (3, 9, 25):
         r = size // 2
         x = rng.normal(size=(64, 64))
-        R = blind._window(np.real(np.fft.ifft2(np.abs(np.fft.fft2(x)) ** 2)), 2 * r)
+        R = correlation_window(np.real(np.fft.ifft2(np.abs(np.fft.fft2(x)) ** 2)), 2 * r)
         k = rng.normal(size=(size, size))
         n = sfft.next_fast_len(6 * r + 1, real=True)
         ref = sfft.irfft2(sfft.rfft2(k, s=(n, n)) * sfft.rfft2(R, s=(n, n)), s=(n, n))[2 * r:4 * r + 1, 2 * r:4 * r + 1]
@@ -240,7 +240,7 @@ def test_dense_normal_matrix_matches_the_fft_operator():
         lap[:, 1:] -= k[:, :-1]
         lap[:, :-1] -= k[:, 1:]
         ref = ref + 0.3 * k + 0.7 * lap
-        out = (blind._dense_normal_matrix(R, size, 0.3, 0.7) @ k.ravel()).reshape(size, size)
+        out = (dense_normal_matrix(R, size, 0.3, 0.7) @ k.ravel()).reshape(size, size)
         assert np.allclose(out, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
 
 
@@ -268,14 +268,14 @@ def test_kernel_larger_than_region(gray_photo):
 
 
 def test_mass_extent_and_final_trim():
-    from deblur_core import blind
+    from deblur_core.classic.cleanup import final_trim, mass_extent
     k = np.zeros((31, 31))
     k[15, 10:21] = 1.0                                   # an 11 px line, centred
-    assert blind._mass_extent(k, 0.999) == 11
-    assert blind._mass_extent(k, 0.5) < 11
+    assert mass_extent(k, 0.999) == 11
+    assert mass_extent(k, 0.5) < 11
     k2 = k.copy()
     k2[0, 0] = 1e-3                                      # a stray speck in the corner
-    out = blind._final_trim(k2 / k2.sum())
+    out = final_trim(k2 / k2.sum())
     assert out.shape[0] <= 15                            # the speck does not keep the 31 px window
     assert abs(float(out.sum()) - 1) < 1e-6
 
@@ -283,41 +283,41 @@ def test_mass_extent_and_final_trim():
 def test_clean_kernel_keeps_unevenly_exposed_trajectory():
     """A trajectory ending in a bright dot has its centre of mass far from the middle of its
     extent; re-centring between iterations must not cut its other end off a tight window."""
-    from deblur_core import blind
+    from deblur_core.classic.cleanup import clean_kernel
     k = np.zeros((21, 21))
     k[10, 0:21] = 1.0                                    # a line filling the window...
     k[10, 0] = 40.0                                      # ...with a bright dot at one end
     k /= k.sum()
-    out = blind._clean_kernel(k, 0.0, 0.0)
+    out = clean_kernel(k, 0.0, 0.0)
     assert out.shape == k.shape
     assert np.allclose(out, k)                           # nothing shifted out, nothing lost
 
 
 def test_multi_start_candidates():
-    from deblur_core import blind
+    from deblur_core.classic.cleanup import initial_kernel
+    from deblur_core.classic.pyramid import motion_starts
     luma = np.random.default_rng(0).random((96, 96)).astype(np.float32)
-    starts = blind._starts(luma, 3)
+    starts = motion_starts(luma, 3)
     assert starts[0] is None and len(starts) == 3
     for s in starts:
-        k = blind._initial_kernel(9, s)
+        k = initial_kernel(9, s)
         assert k.shape == (9, 9) and abs(k.sum() - 1) < 1e-9 and np.all(k >= 0)
 
 
-def test_finest_level_keeps_the_true_kernel(gray_photo, monkeypatch):
+def test_finest_level_keeps_the_true_kernel(gray_photo):
     """Started from the true kernel, the finest level's alternations stay near it: that fixed point is
     the estimator's ceiling (a step that drifts from the truth caps every estimate)."""
-    k, psf, _ = _finest_level_from_true_kernel(gray_photo, monkeypatch, noise=0.005, seed=3)
+    k, psf, _ = _finest_level_from_true_kernel(gray_photo, noise=0.005, seed=3)
     assert similarity(k, psf) >= 0.9
 
 
-def _finest_level_from_true_kernel(gray_photo, monkeypatch, noise, seed):
-    """The finest level alone, started from the true (21 px hook) kernel: (true kernel, psf, info)."""
-    from deblur_core import blind
+def _finest_level_from_true_kernel(gray_photo, noise, seed):
+    """The finest level alone (refine_kernel), started from the true (21 px hook) kernel in its own
+    window: (true kernel, psf, info)."""
+    from deblur_core.classic import refine_kernel
     k = hook_kernel(21)
     blurred = blur_linear(gray_photo, k, noise=noise, seed=seed)
-    monkeypatch.setattr(blind, "_COARSEST", 10 ** 6)           # one level: the finest
-    monkeypatch.setattr(blind, "_initial_kernel", lambda ks, start: k.astype(np.float64))
-    psf, info = estimate_kernel(blurred, 21, lam=1e-3)
+    psf, info = refine_kernel(blurred, k, 21)
     _check_kernel(psf)
     return k, psf, info
 
@@ -325,7 +325,7 @@ def _finest_level_from_true_kernel(gray_photo, monkeypatch, noise, seed):
 def test_refine_kernel_keeps_the_true_kernel(gray_photo):
     """refine_kernel (the finest level from a given kernel, used per region of a grid) stays near a
     right kernel, and a window larger than the kernel is fine."""
-    from deblur_core.blind import refine_kernel
+    from deblur_core.classic import refine_kernel
     k = hook_kernel(15)
     blurred = blur_linear(gray_photo, k, noise=0.005, seed=3)
     psf, info = refine_kernel(blurred, k, 19)
@@ -344,10 +344,10 @@ def test_finest_level_runs_on_the_denoised_region(case):
     assert "warnings" not in info
 
 
-def test_finest_level_keeps_the_true_kernel_on_noisier_photos(gray_photo, monkeypatch):
+def test_finest_level_keeps_the_true_kernel_on_noisier_photos(gray_photo):
     """Twice the bench's noise: started from the true kernel, the denoised finest level with the
     consistent kernel step stays near it (on the noisy region its alternations drift away)."""
-    k, psf, info = _finest_level_from_true_kernel(gray_photo, monkeypatch, noise=0.01, seed=4)
+    k, psf, info = _finest_level_from_true_kernel(gray_photo, noise=0.01, seed=4)
     assert info["finest_level_denoised"] is True
     assert similarity(k, psf) >= 0.9
 
