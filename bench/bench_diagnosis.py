@@ -30,7 +30,8 @@ from collections import Counter
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import NOT_SHARP, ROOT, as_engine_process, table  # noqa: E402
+import common  # noqa: E402
+from common import ROOT, as_engine_process, table  # noqa: E402
 
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -64,16 +65,10 @@ def jpeg(img: np.ndarray, quality: int = 90) -> np.ndarray:
 
 
 def sharp_photos(split: str, max_side: int = 1600):
+    """The split's sharp photos (bench/common.py), long side at most ``max_side`` px."""
     import cv2
-    from photos import photo_paths
     out = []
-    for p in sorted(photo_paths(split, fetch_missing=True)):
-        name = os.path.splitext(os.path.basename(str(p)))[0]
-        if any(tag in name for tag in NOT_SHARP):
-            continue
-        img, _ = read_image(str(p))
-        if img.ndim == 3:
-            img = img[..., :3]
+    for name, img in common.sharp_photos(split):
         h, w = img.shape[:2]
         if max(h, w) > max_side:
             s = max_side / max(h, w)

@@ -18,12 +18,11 @@ for p in (ROOT, os.path.join(ROOT, "tools")):
 NOT_SHARP = ("clock", "page", "text", "coins", "moon", "immunohistochemistry", "hubble")
 
 
-def photos(split: str = "heldout", *, limit: int | None = None, side: int = 512, color_only: bool = False,
-           seed: int = 0):
-    """Sharp photos of ``split`` as float32 sRGB crops of at most side x side (centre crops)."""
+def sharp_photos(split: str = "heldout"):
+    """(name, image) of the sharp photos of ``split`` (tools/photos.py, the :data:`NOT_SHARP` ones left
+    out) in name order, float32 sRGB, alpha dropped."""
     from photos import photo_paths
     from deblur_core.imageio import read_image
-    out = []
     for p in sorted(photo_paths(split, fetch_missing=True)):
         name = os.path.splitext(os.path.basename(str(p)))[0]
         if any(tag in name for tag in NOT_SHARP):
@@ -31,6 +30,14 @@ def photos(split: str = "heldout", *, limit: int | None = None, side: int = 512,
         img, _ = read_image(str(p))
         if img.ndim == 3 and img.shape[2] == 4:
             img = img[..., :3]
+        yield name, img
+
+
+def photos(split: str = "heldout", *, limit: int | None = None, side: int = 512, color_only: bool = False,
+           seed: int = 0):
+    """Sharp photos of ``split`` as float32 sRGB crops of at most side x side (centre crops)."""
+    out = []
+    for name, img in sharp_photos(split):
         if color_only and img.ndim == 2:
             continue
         h, w = img.shape[:2]

@@ -35,8 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("deblur", help="restore a photo")
     d.add_argument("photo")
     d.add_argument("-o", "--output", required=True, help="output file (.png, .tif, .jpg)")
-    d.add_argument("--mode", default="auto", choices=MODES)
-    d.add_argument("--strength", type=float, default=50.0, help="0..100, default 50")
+    _add_restore_arguments(d)
     d.add_argument("--kernel", help="known PSF as a gray PNG (normalised; centre of the file = origin)")
     d.add_argument("--mask", default="auto", choices=MASKS)
     d.add_argument("--mask-out", help="write the suggested mask (16-bit gray PNG)")
@@ -51,10 +50,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="camera shake that varies across the frame: one kernel per cell of an N x N grid, "
                         "1..4 (1: one kernel); default 0 = auto: 2 on photos at least 1024 px on the shorter "
                         "side, else 1")
-    d.add_argument("--shake-method", default=None, choices=["classic", "dark"],
-                   help="camera-shake kernel estimator tried first: dark (default; dark channel + L0 gradients, "
-                        "Pan et al. 2016) or classic (L0 gradients, Cho & Lee edges); when its kernel does not "
-                        "explain the photo the other is tried, then gentle sharpening")
     d.add_argument("--sharpen-radius", type=float)
     d.add_argument("--amount", type=float)
     d.add_argument("--threshold", type=float, default=0.0)
@@ -62,7 +57,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="old photo: how much grain to remove (0 keeps it, default 50: the measured level, 100 twice)")
     d.add_argument("--background-soften", type=float, metavar="PX",
                    help="old photo: blur of the background against grain, 0-3 px (default about 0.5; 0 = none)")
-    d.add_argument("--classical", action="store_true", help="do not use the neural network")
     d.add_argument("--quiet", action="store_true")
     b = sub.add_parser(
         "batch", help="restore every photo of folders (recursively) into an output folder",
@@ -80,8 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                "its venv), then --scheduler tcp://HOST:8786.")
     b.add_argument("inputs", nargs="+", metavar="INPUT", help="photos or folders (walked recursively)")
     b.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR", help="output folder (created)")
-    b.add_argument("--mode", default="auto", choices=MODES)
-    b.add_argument("--strength", type=float, default=50.0, help="0..100, default 50")
+    _add_restore_arguments(b)
     b.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                    help="photos restored at once, each in its own worker process (default 1: in this "
                         "process); memory is one photo's per job")
@@ -100,11 +93,27 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--no-shared-storage", action="store_true",
                    help="with --scheduler: send each photo's bytes to the workers and take the output's bytes "
                         "back (workers need not see these folders)")
-    b.add_argument("--classical", action="store_true", help="do not use the neural network")
-    b.add_argument("--shake-method", default=None, choices=["classic", "dark"],
-                   help="camera-shake kernel estimator tried first (see deblur --help)")
     b.add_argument("--quiet", action="store_true", help="no progress, only the summary")
     return p
+
+
+def _add_restore_arguments(parser) -> None:
+    """The restoration's choices that deblur and batch share (read back by :func:`_restore_options`)."""
+    parser.add_argument("--mode", default="auto", choices=MODES)
+    parser.add_argument("--strength", type=float, default=50.0, help="0..100, default 50")
+    parser.add_argument("--shake-method", default=None, choices=["classic", "dark"],
+                        help="camera-shake kernel estimator tried first: dark (default; dark channel + L0 "
+                             "gradients, Pan et al. 2016) or classic (L0 gradients, Cho & Lee edges); when its "
+                             "kernel does not explain the photo the other is tried, then gentle sharpening")
+    parser.add_argument("--classical", action="store_true", help="do not use the neural network")
+
+
+def _restore_options(args) -> dict:
+    """deblur()'s options from :func:`_add_restore_arguments`' arguments; CliError for a strength outside 0..100."""
+    if not 0 <= args.strength <= 100:
+        raise CliError("--strength must be between 0 and 100")
+    return {"mode": args.mode, "strength": args.strength, "use_network": False if args.classical else None,
+            **({"shake_method": args.shake_method} if args.shake_method else {})}
 
 
 def _read(path):
@@ -164,22 +173,17 @@ def cmd_deblur(args) -> int:
         if psf.shape[0] > image.shape[0] or psf.shape[1] > image.shape[1]:
             raise CliError(f"the kernel ({psf.shape[1]}x{psf.shape[0]}) is larger than the image "
                            f"({image.shape[1]}x{image.shape[0]})")
-    if not 0 <= args.strength <= 100:
-        raise CliError("--strength must be between 0 and 100")
+    options = _restore_options(args)
 
     def progress(f, m):
         if not args.quiet:
             print(f"\r{int(f * 100):3d}% {m:<30}", end="", file=sys.stderr, flush=True)
 
-    res, blob = restore_photo(image, dtype, meta, os.path.splitext(args.output)[1], mode=args.mode,
-                              strength=args.strength, kernel=psf, mask=args.mask, progress=progress,
-                              length=args.length, angle=args.angle, radius=args.radius,
-                              kernel_size=args.kernel_size, sharpen_radius=args.sharpen_radius,
-                              amount=args.amount, threshold=args.threshold,
-                              use_network=False if args.classical else None,
-                              shake_regions=args.shake_regions or None,
-                              grain=args.grain, background_soften=args.background_soften,
-                              **({"shake_method": args.shake_method} if args.shake_method else {}))
+    res, blob = restore_photo(image, dtype, meta, os.path.splitext(args.output)[1], **options, kernel=psf,
+                              mask=args.mask, progress=progress, length=args.length, angle=args.angle,
+                              radius=args.radius, kernel_size=args.kernel_size, sharpen_radius=args.sharpen_radius,
+                              amount=args.amount, threshold=args.threshold, shake_regions=args.shake_regions or None,
+                              grain=args.grain, background_soften=args.background_soften)
     if not args.quiet:
         print(file=sys.stderr)
     from .imageio import write_atomic, write_image
@@ -202,12 +206,9 @@ def cmd_deblur(args) -> int:
 
 def cmd_batch(args) -> int:
     from .batch import BatchError, run_batch
-    if not 0 <= args.strength <= 100:
-        raise CliError("--strength must be between 0 and 100")
+    options = _restore_options(args)
     if args.no_shared_storage and not args.scheduler:
         raise CliError("--no-shared-storage needs --scheduler")
-    options = {"mode": args.mode, "strength": args.strength, "use_network": False if args.classical else None,
-               **({"shake_method": args.shake_method} if args.shake_method else {})}
     try:
         counts = run_batch(args.inputs, args.output_dir, options=options, jobs=args.jobs, resume=args.resume,
                            pattern=args.pattern, fmt=args.format, report=args.report, scheduler=args.scheduler,
