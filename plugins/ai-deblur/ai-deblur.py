@@ -643,6 +643,7 @@ class PreviewController:
         self._notify = config.connect("notify", self._on_config_changed)
         self.timeout = None
         self.settled = False  # a result (or an error) has come back at least once
+        self.drawn_gen = 0    # the generation of the last result drawn
         try:  # AI_DEBLUR_PREVIEW_ZOOM: the initial zoom factor (automated dialog tests)
             zoom = int(os.environ.get("AI_DEBLUR_PREVIEW_ZOOM") or 1)
         except ValueError:
@@ -651,6 +652,8 @@ class PreviewController:
         self.busy = False        # a preview is being computed (shown by the spinner)
         self.last = None         # (gen, original u8 bytes, result u8 bytes or None, w, h) last drawn
         self.zoom_box = self._zoom_widget()
+        self.navigator = self._navigator_widget()
+        self.press = None          # where a button went down in the preview (a click re-centres there)
         # where the preview opens (start_focus): the engine's answer, the spot kept in the middle, and
         # whether the first preview waits for it
         self.focus = None          # {"x", "y", "source": "face" | "detail" | "middle", ...}
@@ -659,6 +662,7 @@ class PreviewController:
         self.focus_timeout = None
         self.focus_worker = None   # the engine call in flight (killed if the dialog closes first)
         self.user_moved = False
+        self.picked = None         # the last spot the user picked (navigator or click), for tests
         self.closed = False
         self._watch_user_moves()
 
@@ -671,6 +675,7 @@ class PreviewController:
         combo.set_active_id(str(self.zoom))
         combo.set_tooltip_text(_("Magnify the middle of the preview to check fine detail such as eyes"))
         combo.connect("changed", self._on_zoom_changed)
+        combo.set_valign(Gtk.Align.CENTER)   # the row is as tall as the navigator beside them
         box.pack_start(label, False, False, 0)
         box.pack_start(combo, False, False, 0)
         # before / after at the same zoom and framing: the original is kept beside the result
@@ -678,6 +683,7 @@ class PreviewController:
         self.before.set_tooltip_text(_("Hold the original in view at the same zoom and place, to compare "
                                        "with the correction"))
         self.before.connect("toggled", self._on_before_toggled)
+        self.before.set_valign(Gtk.Align.CENTER)
         box.pack_start(self.before, False, False, 0)
         # busy state: the engine takes seconds on some modes (camera shake)
         self.spinner = Gtk.Spinner()
@@ -688,6 +694,124 @@ class PreviewController:
         box.pack_end(self.status, False, False, 0)
         box.pack_end(self.spinner, False, False, 0)
         return box
+
+    # the whole photo, small: click (or drag) to pick the spot the preview shows -----------------
+    NAV_MAX = (128, 80)   # the navigator's largest size in px (it keeps the layer's aspect ratio)
+
+    def _navigator_widget(self):
+        """A thumbnail of the whole layer with the previewed area framed; a click (or a drag) in it
+        centres the preview there. GIMP gives plug-ins no clicks on the image window's canvas (the
+        canvas belongs to GIMP's own process), so this is where the spot is picked. Built from plain
+        widgets (an image and a frame laid over it), so no cairo bindings are needed."""
+        dw, dh = self.drawable.get_width(), self.drawable.get_height()
+        s = min(self.NAV_MAX[0] / float(dw), self.NAV_MAX[1] / float(dh))
+        self.nav_size = (max(8, int(dw * s)), max(8, int(dh * s)))
+        thumb = Gtk.Image()
+        try:
+            pixbuf = self.drawable.get_thumbnail(self.nav_size[0], self.nav_size[1],
+                                                 Gimp.PixbufTransparency.SMALL_CHECKS)
+            thumb.set_from_pixbuf(pixbuf)
+            self.nav_size = (pixbuf.get_width(), pixbuf.get_height())
+        except Exception as exc:  # noqa: BLE001 - the frame still shows where the preview is
+            print("ai-deblur preview: no thumbnail for the navigator:", exc, file=sys.stderr)
+        thumb.set_size_request(*self.nav_size)
+        self.nav_frame = Gtk.Frame()
+        self.nav_frame.set_name("ai-deblur-view")
+        self.nav_frame.set_shadow_type(Gtk.ShadowType.NONE)
+        self.nav_frame.set_halign(Gtk.Align.START)
+        self.nav_frame.set_valign(Gtk.Align.START)
+        try:  # a white line with a dark edge: visible on light and dark photos
+            css = Gtk.CssProvider()
+            css.load_from_data(b"#ai-deblur-view { border: 2px solid white; box-shadow: 0 0 0 1px black; }"
+                               b"#ai-deblur-view > border { border: none; }")
+            self.nav_frame.get_style_context().add_provider(css, Gtk.STYLE_PROVIDER_PRIORITY_APPLICATION)
+        except Exception:  # noqa: BLE001 - the theme's frame will do
+            self.nav_frame.set_shadow_type(Gtk.ShadowType.ETCHED_IN)
+        overlay = Gtk.Overlay()
+        overlay.add(thumb)
+        overlay.add_overlay(self.nav_frame)
+        overlay.set_overlay_pass_through(self.nav_frame, True)
+        area = Gtk.EventBox()
+        area.set_name("ai-deblur-navigator")
+        area.set_tooltip_text(_("The whole photo: click or drag here to choose the part the preview shows"))
+        area.add_events(Gdk.EventMask.BUTTON_PRESS_MASK | Gdk.EventMask.BUTTON1_MOTION_MASK)
+        area.connect("button-press-event", self._navigator_pick)
+        area.connect("motion-notify-event", self._navigator_pick)
+        area.add(overlay)
+        self.nav_area = area
+        frame = Gtk.Frame()
+        frame.set_shadow_type(Gtk.ShadowType.IN)
+        frame.set_valign(Gtk.Align.CENTER)
+        frame.add(area)
+        GLib.idle_add(self._frame_view)
+        return frame
+
+    def _view(self):
+        """(x, y, w, h): the part of the layer the preview shows, in layer pixels (at zoom: its middle)."""
+        x, y = self.preview.get_position()
+        w, h = self.preview.get_size()
+        z = max(1, self.zoom)
+        vw, vh = max(1, -(-w // z)), max(1, -(-h // z))
+        return x + (w - vw) // 2, y + (h - vh) // 2, vw, vh
+
+    def _frame_view(self):
+        """Place the navigator's frame over the previewed area."""
+        nw, nh = self.nav_size
+        try:
+            x, y, w, h = self._view()
+        except Exception:  # noqa: BLE001 - nothing framed before the preview is laid out
+            return False
+        sx, sy = nw / float(self.drawable.get_width()), nh / float(self.drawable.get_height())
+        rx, ry = int(round(x * sx)), int(round(y * sy))
+        rw, rh = max(6, int(round(w * sx))), max(6, int(round(h * sy)))
+        rx, ry = max(0, min(rx, nw - rw)), max(0, min(ry, nh - rh))
+        self.nav_frame.set_margin_start(rx)
+        self.nav_frame.set_margin_top(ry)
+        self.nav_frame.set_size_request(min(rw, nw), min(rh, nh))
+        self.nav_rect = (rx, ry, rw, rh)
+        return False
+
+    def _navigator_pick(self, widget, event):
+        if event.type == Gdk.EventType.BUTTON_PRESS and event.button != 1:
+            return False
+        nw, nh = self.nav_size
+        x = int(min(max(event.x, 0), nw) / nw * self.drawable.get_width())
+        y = int(min(max(event.y, 0), nh) / nh * self.drawable.get_height())
+        self.look_at(x, y, "navigator")
+        return True
+
+    def look_at(self, x, y, how):
+        """Centre the preview on layer pixel (x, y), chosen by the user (``how``: "navigator" or
+        "click"); the preview then stays there when the dialog is resized."""
+        self.user_moved = True
+        self.focus_target = (int(x), int(y))
+        self._centre()
+        self.focus_target = None
+        if os.environ.get("AI_DEBLUR_DEBUG"):
+            print("ai-deblur preview: %s picked %d,%d" % (how, x, y), file=sys.stderr)
+        self.picked = {"x": int(x), "y": int(y), "how": how}
+        self._frame_view()
+        self.preview.invalidate()
+
+    def _on_area_released(self, _gesture, _n_press, ex, ey):
+        press, self.press = self.press, None
+        if os.environ.get("AI_DEBLUR_DEBUG"):
+            print("ai-deblur preview: button released at %d,%d" % (ex, ey), file=sys.stderr)
+        GLib.idle_add(self._on_area_click, press, ex, ey)   # after the preview's own drag has ended
+
+    def _on_area_click(self, press, ex, ey):
+        """A click without a drag in the preview centres it on the clicked point (a drag moves it)."""
+        if press is None or abs(ex - press[0]) > 3 or abs(ey - press[1]) > 3 or self.closed:
+            return False
+        x, y, w, h = self._view()
+        a = self.area.get_allocation()
+        z = max(1, self.zoom)
+        # the drawn buffer (the preview's size) sits in the middle of the area
+        pw, ph = self.preview.get_size()
+        px = ex - max(0, (a.width - pw) / 2.0)
+        py = ey - max(0, (a.height - ph) / 2.0)
+        self.look_at(x + px / z, y + py / z, "click")
+        return False
 
     def _set_busy(self, busy, text=None):
         self.busy = busy
@@ -730,6 +854,10 @@ class PreviewController:
         self.preview.invalidate()
 
     def _on_invalidated(self, preview):
+        try:
+            self._frame_view()   # the framed area follows drags, scroll bars, zoom and picks
+        except Exception:  # noqa: BLE001
+            pass
         if self.timeout:
             GLib.source_remove(self.timeout)
             self.timeout = None
@@ -870,6 +998,14 @@ class PreviewController:
         try:
             walk(self.preview)
             self.preview.get_area().connect_after("size-allocate", self._on_area_resized)
+            # The preview drags itself on button 1 (its own gesture); a gesture of ours in the capture
+            # phase sees the press and the release first and claims nothing, so a drag still drags
+            self.area = self.preview.get_area()
+            self.click_gesture = Gtk.GestureMultiPress.new(self.area)
+            self.click_gesture.set_button(1)
+            self.click_gesture.set_propagation_phase(Gtk.PropagationPhase.CAPTURE)
+            self.click_gesture.connect("pressed", lambda _g, _n, ex, ey: setattr(self, "press", (ex, ey)))
+            self.click_gesture.connect("released", self._on_area_released)
         except Exception as exc:  # noqa: BLE001
             print("ai-deblur preview:", exc, file=sys.stderr)
 
@@ -916,6 +1052,7 @@ class PreviewController:
         if gen != self.generation:
             return False
         self.settled = True
+        self.drawn_gen = gen
         if data is None:
             self._set_busy(False, _("No preview (see the error console)"))
             return False
@@ -970,6 +1107,7 @@ class PreviewController:
         with self.lock:
             self.closed = True
             focus_worker, self.focus_worker = self.focus_worker, None
+
         if focus_worker is not None:
             focus_worker.kill()
         try:
@@ -1042,6 +1180,28 @@ def _auto_row(dialog, config, name, manual):
     return row
 
 
+def _simulate_click(widget, x, y):
+    """Automated tests only: a button-1 click at (x, y) of ``widget``, as GTK would get it from the
+    pointer (press and release events with the seat's pointer as device, through gtk_main_do_event:
+    gestures and handlers see it as a user's click)."""
+    win = widget.get_window()
+    pointer = Gdk.Display.get_default().get_default_seat().get_pointer()
+    ox, oy = 0, 0
+    if not widget.get_has_window():          # a windowless widget: its allocation within the window
+        a = widget.get_allocation()
+        ox, oy = a.x, a.y
+    for kind in (Gdk.EventType.BUTTON_PRESS, Gdk.EventType.BUTTON_RELEASE):
+        ev = Gdk.Event.new(kind)
+        ev.button.window = win
+        ev.button.x, ev.button.y = float(x + ox), float(y + oy)
+        ev.button.button = 1
+        ev.button.time = Gtk.get_current_event_time()
+        ev.button.state = Gdk.ModifierType.BUTTON1_MASK if kind == Gdk.EventType.BUTTON_RELEASE else 0
+        ev.set_device(pointer)
+        ev.set_source_device(pointer)
+        Gtk.main_do_event(ev)
+
+
 def _describe_dialog(dialog, preview=None):
     """What a user would see in the dialog (automated tests): mnemonic letters of the shown labels and
     buttons, the tick boxes, the numbers the sliders show, and the sizes of the dialog and preview."""
@@ -1093,6 +1253,9 @@ def _describe_dialog(dialog, preview=None):
         info["preview_view"] = [x, y, w, h]
         info["preview_zoom"] = preview.zoom
         info["preview_focus"] = preview.focus
+        info["preview_picked"] = preview.picked
+        nav = preview.nav_area.get_allocation()
+        info["navigator_size"] = [nav.width, nav.height] if preview.nav_area.get_mapped() else None
     return info
 
 
@@ -1185,6 +1348,8 @@ def _dialog(procedure, config, drawable, mode):
                     print("ai-deblur: preview controls in their own row:", exc, file=sys.stderr)
                     box.pack_start(preview.zoom_box, False, False, 0)
                     box.reorder_child(preview.zoom_box, 1)
+                preview.zoom_box.pack_start(preview.navigator, False, False, 0)
+                preview.zoom_box.reorder_child(preview.navigator, 0)
                 preview.preview.show()
                 preview.zoom_box.show_all()
                 preview.spinner.hide()
@@ -1199,6 +1364,8 @@ def _dialog(procedure, config, drawable, mode):
             start = time.monotonic()
             dump = os.environ.get("AI_DEBLUR_DIALOG_DUMP")  # automated tests only
             opened = {}
+            clicks = [c for c in (os.environ.get("AI_DEBLUR_DIALOG_CLICK") or "").split(";") if c]
+            done = []
 
             def press_ok():
                 waited = time.monotonic() - start
@@ -1212,6 +1379,25 @@ def _dialog(procedure, config, drawable, mode):
                         dialog.resize(rw, rh)
                 if waited * 1000 < int(auto_ok) or (preview is not None and not preview.settled and waited < 120):
                     return True  # keep waiting for the preview's first result
+                if preview is not None and clicks and waited < 120:
+                    # automated tests only (AI_DEBLUR_DIALOG_CLICK="navigator:FX,FY;preview:FX,FY"): the
+                    # user clicks there (real X button events through GDK), one click per preview result
+                    if done and preview.drawn_gen <= done[-1]["gen"] or preview.drawn_gen < preview.generation \
+                            or preview.timeout:
+                        return True
+                    where, spot = clicks.pop(0).split(":")
+                    fx, fy = (float(v) for v in spot.split(","))
+                    widget = preview.nav_area if where == "navigator" else preview.preview.get_area()
+                    before = _describe_dialog(dialog, preview)
+                    a = widget.get_allocation()
+                    cx, cy = int(fx * a.width), int(fy * a.height)
+                    _simulate_click(widget, cx, cy)
+                    done.append({"where": where, "at": [cx, cy], "size": [a.width, a.height],
+                                 "view_before": before.get("preview_view"), "gen": preview.generation})
+                    return True
+                if preview is not None and done and (preview.drawn_gen <= done[-1]["gen"] or preview.timeout
+                                                     or preview.drawn_gen < preview.generation) and waited < 120:
+                    return True  # the preview of the picked spot
                 if preview is not None and os.environ.get("AI_DEBLUR_PREVIEW_COMPARE") == "1":
                     preview.before.set_active(True)    # automated tests only: before / after
                     preview.before.set_active(False)
@@ -1222,6 +1408,12 @@ def _dialog(procedure, config, drawable, mode):
                     try:
                         info = _describe_dialog(dialog, preview)
                         info["opened"] = opened
+                        info["clicks"] = done
+                        shot = os.environ.get("AI_DEBLUR_DIALOG_SHOT")   # a screenshot of the dialog
+                        if shot:
+                            win = dialog.get_window()
+                            Gdk.pixbuf_get_from_window(win, 0, 0, win.get_width(), win.get_height()) \
+                                .savev(shot, "png", [], [])
                         with open(dump + "." + procedure.get_name() + ".json", "w") as fh:
                             json.dump(info, fh)
                     except Exception as exc:  # noqa: BLE001

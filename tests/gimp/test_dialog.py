@@ -313,3 +313,50 @@ def test_preview_opens_on_the_face_and_grows(gimp_profile, display, tmp_path, re
         assert dw2 >= rw - 10 and dh2 >= rh - 10, info
         assert fw >= pw + 0.8 * (dw2 - dw) and fh >= ph + 0.8 * (dh2 - dh), (
             f"the preview grew from {pw}x{ph} to {fw}x{fh} when the dialog went from {dw}x{dh} to {dw2}x{dh2}")
+
+
+def test_preview_spot_picked_by_clicks(gimp_profile, display, tmp_path):
+    """Issue 21: the spot the preview shows is picked by clicking. GIMP gives plug-ins no clicks on the
+    image window's canvas, so the dialog shows the whole photo small (the navigator, the previewed area
+    framed): a click there centres the preview on that part of the photo; a click (without a drag) in the
+    preview itself centres it on the clicked point; dragging in the preview (GIMP's own) moves it. The
+    clicks are real button events through the X server (GDK's test API), and each pick is previewed."""
+    photo = tmp_path / "astronaut-in-a-room.png"
+    _face_photo(photo)
+    name = "plug-in-ai-deblur-focus"
+    dump = str(tmp_path / "dialog")
+    env = {"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "1000", "AI_DEBLUR_DEBUG": "1",
+           "AI_DEBLUR_DIALOG_DUMP": dump, "AI_DEBLUR_DIALOG_CLICK": "navigator:0.5,0.3;preview:0.25,0.75"}
+    code = gimp_batch.HELPERS + "PHOTO = %r\nPROC = %r\n" % (str(photo), name) + FACE_PHOTO
+    res = gimp_batch.run_python(code, profile=str(gimp_profile), timeout=300, check=False, extra_env=env)
+    log = res.get("_log", "")
+    assert "error" not in res, res.get("traceback", "") + log[-3000:]
+    assert res["status"] == "success", log[-3000:]
+    with open(dump + "." + name + ".json") as fh:
+        info = json.load(fh)
+    nw, nh = info["navigator_size"]
+    assert nw >= 60 and nh >= 40, info["navigator_size"]
+    pw, ph = info["opened"]["preview_size"]
+    dw, dh = info["opened"]["dialog_size"]
+    assert pw * ph >= 0.6 * dw * dh, f"the preview is {pw}x{ph} in a {dw}x{dh} dialog"
+    nav, click = info["clicks"]
+    assert nav["where"] == "navigator" and click["where"] == "preview", info["clicks"]
+    # 1. the navigator click: the preview was on the face (bottom right), now on the photo's point
+    #    at half its width and 30 % of its height (1800 x 1300)
+    x, y, w, h = nav["view_before"]
+    assert x > 700, nav                       # opened on the face, far from the middle top
+    x, y, w, h = click["view_before"]
+    cx, cy = x + w / 2, y + h / 2
+    assert abs(cx - 900) <= 12 and abs(cy - 390) <= 12, (click["view_before"], nav)
+    # 2. the click in the preview: the point under the pointer comes to the middle
+    px, py = click["at"]
+    aw, ah = click["size"]
+    expect = (x + (px - (aw - w) / 2), y + (py - (ah - h) / 2))
+    assert info["preview_picked"]["how"] == "click"
+    assert abs(info["preview_picked"]["x"] - expect[0]) <= 3 and abs(info["preview_picked"]["y"] - expect[1]) <= 3
+    fx, fy, fw, fh = info["preview_view"]
+    assert abs(fx + fw / 2 - expect[0]) <= 12 and abs(fy + fh / 2 - expect[1]) <= 12, (info["preview_view"], expect)
+    picks = [ln for ln in log.splitlines() if "picked" in ln and ln.startswith("ai-deblur preview:")]
+    assert len(picks) == 2 and "navigator picked" in picks[0] and "click picked" in picks[1], picks
+    after = log[log.index(picks[1]):]
+    assert "ai-deblur preview: drew" in after, "the picked spot was never previewed:\n" + log[-3000:]
