@@ -49,6 +49,9 @@ AUTHOR = "AI Deblur for GIMP contributors"
 PROCEDURES = {
     "plug-in-ai-deblur-auto": ("auto", N_("Auto Deblur..."),
                                N_("Detect the kind of blur and remove it")),
+    "plug-in-ai-deblur-hybrid": ("auto", N_("AI Deblur + Sharpen Layer..."),
+                                 N_("Auto deblur, plus an unsharp-mask layer with a black mask above it: paint it in "
+                                    "with a soft white brush where more crispness should show (eyes, hair)")),
     "plug-in-ai-deblur-motion": ("motion", N_("Motion Deblur..."),
                                  N_("Remove linear motion blur (length and angle estimated or given)")),
     "plug-in-ai-deblur-focus": ("focus", N_("Focus Correction..."),
@@ -62,6 +65,11 @@ PROCEDURES = {
     "plug-in-ai-deblur-analyze": (None, N_("Analyze Blur..."),
                                   N_("Report the kind and amount of blur and whether it can be fixed")),
 }
+
+# The guide's hybrid workflow (README: "AI pass + sharpen layer"): these procedures also get a
+# sharpening layer with a black mask above the correction.
+HYBRID = ("plug-in-ai-deblur-hybrid",)
+SHARPEN_LAYER = {"sharpen-amount": 120.0, "sharpen-radius": 1.5, "sharpen-threshold": 5}  # 120 %, 1.5 px, 5
 
 MASK_CHOICES = [
     # nick, label, help
@@ -305,6 +313,11 @@ def _mode_options(mode, config):
         regions = get("regions")
         if regions and int(regions) >= 1:     # 0 = auto: the engine's choice
             opts["shake_regions"] = int(regions)
+    elif mode == "old-photo":
+        for arg, key in (("grain", "grain"), ("background-soften", "background_soften")):
+            val = get(arg)
+            if val is not None:      # 0 is a value here (keep the grain, no softening), not auto
+                opts[key] = float(val)
     elif mode == "sharpen":
         for arg, key in (("radius", "sharpen_radius"), ("amount", "amount"), ("threshold", "threshold")):
             val = get(arg)
@@ -374,6 +387,9 @@ def _run_correction(mode, image, drawable, config):
         raise PlugInError(_("Unknown mask choice '%s'.") % mask_choice)
     options = {"mode": mode, "strength": strength, "mask": ENGINE_MASK[mask_choice]}
     options.update(_mode_options(mode, config))
+    sharpen = _sharpen_layer_options(config)
+    if sharpen is not None:
+        options["sharpen_layer"] = sharpen
     Gimp.progress_init(_("AI Deblur: %s") % mode)
     Gimp.progress_update(0.02)
     region, report, outputs, timing = _engine_call("deblur", image, drawable, options, _progress(0.05, 0.85))
@@ -418,6 +434,23 @@ def _run_correction(mode, image, drawable, config):
             _add_mask(image, layer, choice, w, h, mbytes, mdtype)
             layer.set_edit_mask(False)  # add_mask leaves the mask selected: the layer is what is edited next
             layer.set_visible(True)
+        if sharpen is not None:
+            # the guide's hybrid workflow: the correction sharpened once more, hidden by a black mask,
+            # above it; the user paints it in with a soft white brush where it should show
+            pixels = outputs.get("sharpen", (None, None, None))[1]
+            if pixels is None or len(pixels) != w * h * channels * client.ITEMSIZE[dtype]:
+                raise PlugInError(_("The AI Deblur engine returned no sharpening layer."))
+            name = _sharpen_layer_name(report.get("sharpen_layer") or sharpen)
+            layer = Gimp.Layer.new(image, name, w, h, _layer_type(image, drawable.has_alpha()),
+                                   100.0, Gimp.LayerMode.NORMAL)
+            if layer is None or not image.insert_layer(layer, parent, image.get_item_position(created[-1])):
+                raise PlugInError(_("GIMP could not insert the sharpening layer."))
+            created.append(layer)
+            layer.set_offsets(ox + x, oy + y)
+            _write_layer_pixels(layer, fmt, w, h, pixels)
+            _add_mask(image, layer, "hidden", w, h, None)
+            layer.set_edit_mask(False)
+            report["layer_names"].append(name)
         # GIMP's own filters leave the layer active: so the next AI Deblur call (or any filter) works
         # on the new layer, not on its mask.
         image.set_selected_layers([layer])
@@ -436,6 +469,24 @@ def _run_correction(mode, image, drawable, config):
     Gimp.displays_flush()
     report["plugin_timing"] = dict(timing, write_s=round(time.monotonic() - t0, 3))
     return layer, report
+
+
+def _sharpen_layer_options(config):
+    """The hybrid procedures' sharpening layer ({"amount": %, "radius": px, "threshold": 0-255}), or
+    None for the other procedures (they have no such arguments)."""
+    out = {}
+    for arg, key in (("sharpen-amount", "amount"), ("sharpen-radius", "radius"), ("sharpen-threshold", "threshold")):
+        try:
+            out[key] = float(config.get_property(arg))
+        except TypeError:
+            return None
+    return out
+
+
+def _sharpen_layer_name(spec):
+    """'Sharpen - paint in (120%, 1.5 px, threshold 5)'."""
+    return "Sharpen - paint in (%s%%, %s px, threshold %s)" % (
+        _num(spec.get("amount")), _num(spec.get("radius")), _num(spec.get("threshold")))
 
 
 def _discard(image, layer, inserted):
@@ -1533,6 +1584,13 @@ class AIDeblur(Gimp.PlugIn):
                                              "photo is split into N x N regions, each with its own blur estimate "
                                              "(1 = the same blur everywhere; 0 = auto: 2 on photos at least 1024 "
                                              "px on the shorter side; ignored with a selection)"), 0, 4, 0, rw)
+            elif mode == "old-photo":
+                procedure.add_double_argument("grain", _("_Grain removal"),
+                                              _("How much film grain to remove: 0 keeps it, 50 the grain measured "
+                                                "in the photo, 100 twice that"), 0.0, 100.0, 50.0, rw)
+                procedure.add_double_argument("background-soften", _("_Background softening (px)"),
+                                              _("Blur of the background (outside the people) against grain, in "
+                                                "pixels; 0 = none"), 0.0, 3.0, 0.5, rw)
             elif mode == "sharpen":
                 procedure.add_double_argument("radius", _("Ra_dius (px)"), _("Sharpening radius, 0 = auto"),
                                               0.0, 50.0, 0.0, rw)
@@ -1541,7 +1599,17 @@ class AIDeblur(Gimp.PlugIn):
                 procedure.add_double_argument("threshold", _("_Threshold"),
                                               _("Leave contrasts below this alone (0-1), 0 = auto"),
                                               0.0, 1.0, 0.0, rw)
-            procedure.add_layer_return_value("layer", _("Layer"), _("The new layer"), True, rw)
+            if name in HYBRID:
+                procedure.add_double_argument("sharpen-amount", _("Sharpen layer _amount (%)"),
+                                              _("Unsharp mask amount of the sharpening layer, in percent"),
+                                              0.0, 500.0, SHARPEN_LAYER["sharpen-amount"], rw)
+                procedure.add_double_argument("sharpen-radius", _("Sharpen layer ra_dius (px)"),
+                                              _("Unsharp mask radius of the sharpening layer, in pixels"),
+                                              0.1, 20.0, SHARPEN_LAYER["sharpen-radius"], rw)
+                procedure.add_int_argument("sharpen-threshold", _("Sharpen layer _threshold"),
+                                           _("Leave contrasts below this many levels (of 255) alone"),
+                                           0, 255, SHARPEN_LAYER["sharpen-threshold"], rw)
+            procedure.add_layer_return_value("layer", _("Layer"), _("The new layer (the top one)"), True, rw)
         if mode is None:
             procedure.add_layer_return_value("layer", _("Layer"), _("The kernel layer (if shown)"), True, rw)
         procedure.add_string_return_value("report", _("Report"), _("The engine's report as JSON"), "", rw)

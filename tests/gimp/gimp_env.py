@@ -12,7 +12,7 @@ from tools import gimp_batch  # noqa: E402
 
 PROCEDURES = ("plug-in-ai-deblur-auto", "plug-in-ai-deblur-motion", "plug-in-ai-deblur-focus",
               "plug-in-ai-deblur-shake", "plug-in-ai-deblur-smart-sharpen", "plug-in-ai-deblur-old-photo",
-              "plug-in-ai-deblur-analyze")
+              "plug-in-ai-deblur-analyze", "plug-in-ai-deblur-hybrid")
 
 
 def require_gimp():

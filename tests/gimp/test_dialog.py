@@ -360,3 +360,34 @@ def test_preview_spot_picked_by_clicks(gimp_profile, display, tmp_path):
     assert len(picks) == 2 and "navigator picked" in picks[0] and "click picked" in picks[1], picks
     after = log[log.index(picks[1]):]
     assert "ai-deblur preview: drew" in after, "the picked spot was never previewed:\n" + log[-3000:]
+
+
+def test_old_photo_and_hybrid_dialogs_show_their_controls(gimp_profile, display, tmp_path):
+    """Old Photo Clarity's dialog has the grain and background-softening controls (the guide's), the
+    hybrid's (AI Deblur + Sharpen Layer) its unsharp-mask controls at the guide's values; no mnemonic
+    letter twice; OK makes the layers, one dialog after the other on the new layer."""
+    procs = ["plug-in-ai-deblur-old-photo", "plug-in-ai-deblur-hybrid"]
+    dump = str(tmp_path / "dialog")
+    res = gimp_batch.run_python("import json\n" + gimp_batch.HELPERS + "PROCS = %r\n" % procs + DIALOGS,
+                                profile=str(gimp_profile), timeout=300, check=False,
+                                extra_env={"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "800",
+                                           "AI_DEBLUR_NO_PREVIEW": "1", "AI_DEBLUR_DIALOG_DUMP": dump})
+    log = res.get("_log", "")
+    assert "error" not in res, res.get("traceback", "") + log[-3000:]
+    assert "duplicate mnemonic" not in log, log[-3000:]
+    expect = {"plug-in-ai-deblur-old-photo": (["Grain removal", "Background softening (px)"], ["50.0", "0.50"]),
+              "plug-in-ai-deblur-hybrid": (["Sharpen layer amount (%)", "Sharpen layer radius (px)",
+                                            "Sharpen layer threshold"], ["120.0", "1.50", "5"])}
+    for name, (labels, values) in expect.items():
+        assert res[name] == "success", (name, log[-3000:])
+        with open(dump + "." + name + ".json") as fh:
+            info = json.load(fh)
+        keys = [k for k, _text in info["mnemonics"]]
+        assert len(keys) == len(set(keys)), f"{name}: a mnemonic letter is used twice: {info['mnemonics']}"
+        for label in labels:
+            assert label in info["labels"], (label, info["labels"])
+        texts = [sp["text"] for sp in info["spins"]]
+        for value in values:
+            assert value in texts, (name, value, texts)
+    assert res["layers"][0].startswith("Sharpen - paint in (120%"), res["layers"]
+    assert "Old Photo Clarity - subjects, 50%" in res["layers"], res["layers"]

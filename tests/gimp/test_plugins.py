@@ -217,8 +217,9 @@ def test_xcf_round_trip(results, case):
     ("rgb8-sharpen-subject", ["AI Deblur - background smoothing", None]),
 ])
 def test_retoucher_layer_stacks(results, cid, names):
-    """Old Photo Clarity writes a background layer and a clarity layer; the subject mask adds a
-    background-smoothing layer under the correction; their masks are complementary."""
+    """Old Photo Clarity writes a background layer (the AI pass, softened outside the people: a full
+    mask) and a subjects layer above it; the subject mask adds a background-smoothing layer under the
+    correction, with complementary masks."""
     rec = _case(results, cid)
     assert rec["status"] == "success", rec.get("message")
     assert len(rec["report"]["layers"]) == 2
@@ -226,7 +227,9 @@ def test_retoucher_layer_stacks(results, cid, names):
     assert len(stack) == 2 and stack[0] == names[0] and (names[1] is None or stack[1] == names[1]), stack
     assert all(rec["stack_masks"][n] is not None for n in stack)
     lo, hi = rec["stack_mask_sum"]
-    if "selection" not in cid:   # outside a selection both masks are cut to 0
+    if "oldphoto" in cid:        # full background mask (cut to the selection) + the subjects' mask
+        assert 0.99 < hi < 2.01, (lo, hi)
+    elif "selection" not in cid:   # outside a selection both masks are cut to 0
         assert lo > 0.99 and hi < 1.01, (lo, hi)
     else:
         assert hi < 1.01
