@@ -3,7 +3,8 @@
 
 Each case: a held-out photo crop, blurred in linear light with a real-looking shake kernel
 (/work/shared/data/kernels/*.png, or a random Boracchi-Foi trajectory of 11-45 px), noise sigma 0.005
-added to the sRGB-encoded result. The kernel is estimated blind (:func:`deblur_core.blind.estimate_kernel`)
+added to the sRGB-encoded result. The kernel is estimated blind (:func:`deblur_core.shake.estimate_kernel`, or the classic
+:func:`deblur_core.classic.estimate_kernel`)
 and both the estimated and the true kernel go through the same non-blind deconvolution
 (``deconvolve(..., method="hyper-laplacian")``; ``--deconv network``: the plug-and-play loop with our
 network, which the product uses by default).
@@ -44,7 +45,7 @@ for p in (ROOT, os.path.join(ROOT, "tools")):
 from deblur_core.color import linear_to_srgb, srgb_to_linear  # noqa: E402
 from deblur_core.deconvolution import deconvolve  # noqa: E402
 from deblur_core.fftutils import convolve  # noqa: E402
-from deblur_core.kernels import load_kernel, shake_kernel  # noqa: E402
+from deblur_core.kernels import hand_shake_kernel, load_kernel, shake_kernel  # noqa: E402
 from deblur_core.memory import policy_for  # noqa: E402
 
 KERNEL_DIR = "/work/shared/data/kernels"
@@ -172,7 +173,8 @@ def camera(sharp: np.ndarray, k: np.ndarray, rng, *, lights: bool = False):
 
 
 def make_cases(n: int, side: int, seed: int, split: str = "heldout", noise: float = NOISE, *,
-               camera_model: bool = False, kernel_range=(11, 45), lights: bool = False, files=None):
+               camera_model: bool = False, kernel_range=(11, 45), lights: bool = False, files=None,
+               trajectories: str = "hand"):
     photos, source = load_photos(side, split)
     files = sorted(glob.glob(os.path.join(KERNEL_DIR, "*.png"))) if files is None else files
     rng = np.random.default_rng(seed)
@@ -185,7 +187,8 @@ def make_cases(n: int, side: int, seed: int, split: str = "heldout", noise: floa
             kname = os.path.basename(f)[:-4]
         else:
             size = int(rng.integers(kernel_range[0], kernel_range[1] + 1))
-            k = square(shake_kernel(size, rng))
+            make = hand_shake_kernel if trajectories == "hand" else shake_kernel
+            k = square(make(size, rng))
             kname = f"shake{size}"
         k = (k / k.sum()).astype(np.float32)
         sharp = crop(img, side, rng)
@@ -199,13 +202,18 @@ def make_cases(n: int, side: int, seed: int, split: str = "heldout", noise: floa
 
 
 def latent_net_estimator(onnx_path: str):
-    """``estimate(blurred, size) -> (kernel, info)``: the kernel from ONE consistent kernel step (blind.py's
-    finest-level step, on the whole crop) whose latent is a blind sharp-edge network's prediction from the
+    """``estimate(blurred, size) -> (kernel, info)``: the kernel from ONE consistent kernel step (the classic
+    estimator's finest-level step, on the whole crop) whose latent is a blind sharp-edge network's prediction from the
     blurred luminance alone (``training/train_sharpedge.py``: sRGB-encoded gray in and out)."""
     import cv2
     import onnxruntime as ort
-    from deblur_core import blind
+    from deblur_core.classic import DEFAULT_SETTINGS
+    from deblur_core.classic.cleanup import clean_kernel, final_trim
+    from deblur_core.classic.steps import kernel_least_squares
     from deblur_core.color import linear_luminance
+    from deblur_core.fftutils import rfft2
+    from deblur_core.shake.kernel_step import delta
+    from deblur_core.shake.latent import forward_gradients
     from deblur_core.fftutils import pad_for_deconvolution
 
     opts = ort.SessionOptions()
@@ -225,12 +233,10 @@ def latent_net_estimator(onnx_path: str):
         region = np.zeros(ypad.shape, np.float32)
         region[crop] = 1
         footprint_in = cv2.erode(region, np.ones((ks, ks), np.uint8))
-        gy = [g * footprint_in for g in blind._grad(ypad)]
-        gx = [g * footprint_in for g in blind._grad(xpad)]
-        k = blind._kernel_ls([blind.rfft2(g) for g in gx], [blind.rfft2(g) for g in gy], ks, blind._delta(ks),
-                             2e-3, shape=ypad.shape)
-        opt = blind.DEFAULT_SETTINGS
-        k = blind._final_trim(blind._clean_kernel(k, opt.thr, opt.min_mass))
+        gy = [g * footprint_in for g in forward_gradients(ypad)]
+        gx = [g * footprint_in for g in forward_gradients(xpad)]
+        k = kernel_least_squares([rfft2(g) for g in gx], [rfft2(g) for g in gy], ks, delta(ks), 2e-3, shape=ypad.shape)
+        k = final_trim(clean_kernel(k, DEFAULT_SETTINGS.thr, DEFAULT_SETTINGS.min_mass))
         return k.astype(np.float32), {"roi": [0, 0, w, h]}
     return estimate
 
@@ -265,8 +271,12 @@ def main(argv=None) -> int:
     ap.add_argument("--kernels", default="all", choices=("all", "small", "large"),
                     help="all: the shared kernels + random 11-45 px; small: random 13-27 px only (real-capture-like); "
                          "large: the shared kernels + random 31-75 px")
+    ap.add_argument("--trajectories", default="hand", choices=("hand", "loops"),
+                    help="random kernels: hand (open strokes like measured real shake, kernels.hand_shake_kernel; "
+                         "the default) or loops (Boracchi & Foi's whole trajectory, kernels.shake_kernel: the window "
+                         "filled with loops, much harder than real shake; the bench's kernels before stop 20)")
     ap.add_argument("--method", default="dark", choices=("classic", "dark"),
-                    help="the estimator: dark (deblur_core.shake, the default) or classic (deblur_core.blind)")
+                    help="the estimator: dark (deblur_core.shake, the default) or classic (deblur_core.classic)")
     ap.add_argument("--product", action="store_true",
                     help="the product's whole path instead of the estimator alone: deblur(mode='shake', strength=50, "
                          "shake_regions=1) with its do-no-harm check and second candidate (ratio against the true "
@@ -277,10 +287,10 @@ def main(argv=None) -> int:
     policy_for(args.size ** 2)  # the memory policy of the engine's own processes (deblur_core/memory.py)
 
     import functools
-    from deblur_core import blind
-    classic = blind.DEFAULT_SETTINGS.but(**({"grow": None} if args.single_window else {}),
-                                         **({"fine_denoise": False} if args.classic_fine else {}))
-    estimate_kernel = functools.partial(blind.estimate_kernel, settings=classic)
+    from deblur_core import classic as classic_estimator
+    classic = classic_estimator.DEFAULT_SETTINGS.but(**({"grow": None} if args.single_window else {}),
+                                                     **({"fine_denoise": False} if args.classic_fine else {}))
+    estimate_kernel = functools.partial(classic_estimator.estimate_kernel, settings=classic)
     if args.method == "dark":
         from deblur_core.shake import estimate_kernel
     if args.latent_net:
@@ -300,7 +310,8 @@ def main(argv=None) -> int:
             return deconvolve(image, psf, method="hyper-laplacian")
     kr = {"all": (11, 45), "small": (13, 27), "large": (31, 75)}[args.kernels]
     cases, source = make_cases(args.cases, args.size, args.seed, args.split, args.noise, camera_model=args.camera,
-                               kernel_range=kr, lights=args.lights, files=[] if args.kernels == "small" else None)
+                               kernel_range=kr, lights=args.lights, files=[] if args.kernels == "small" else None,
+                               trajectories=args.trajectories)
     print(f"# Blind shake-kernel estimation: {len(cases)} cases, {args.size} px crops ({source}), "
           f"noise {args.noise:g}, kernel size {'auto' if args.auto_size else 'given'}"
           f"{f' x {args.size_scale:g}' if args.size_scale != 1 and not args.auto_size else ''}"
@@ -309,7 +320,7 @@ def main(argv=None) -> int:
           f"{f', one kernel step from the latent of {os.path.basename(args.latent_net)}' if args.latent_net else ''}"
           f"; deconvolution: {args.deconv}; estimator: {args.method}"
           f"{'; camera pipeline (clipping, Poisson-Gaussian noise, JPEG)' if args.camera else ''}"
-          f"{' with lamps' if args.lights else ''}; kernels: {args.kernels}\n")
+          f"{' with lamps' if args.lights else ''}; kernels: {args.kernels}, random ones {args.trajectories}\n")
     print("| # | photo | kernel | true px | est px | similarity | ratio | ratio, sub-px | PSNR dB: est / true kernel "
           "| linear-motion ratio | time s | s/MP |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -358,7 +369,7 @@ def main(argv=None) -> int:
     r = np.array(ratios)
     label = (f"latent net {os.path.basename(args.latent_net)}, one step" if args.latent_net else
              "the product's deblur(mode='shake')" if args.product else
-             {"dark": "deblur_core.shake", "classic": "deblur_core.blind"}[args.method])
+             {"dark": "deblur_core.shake", "classic": "deblur_core.classic"}[args.method])
     print(f"\nblind ({label}): ratio <= 2: {np.mean(r <= 2) * 100:.0f} %, <= 3: {np.mean(r <= 3) * 100:.0f} %, "
           f"median ratio {np.median(r):.2f}; median runtime {np.median(rt_mp):.1f} s/MP "
           f"(targets: >= 70 % at <= 2, >= 90 % at <= 3); kernel similarity median {np.median(sims):.3f}, "
@@ -387,7 +398,7 @@ def time_1mp(n: int, seed: int, split: str) -> None:
     size given and found, beside the straight-line (cepstrum) estimate of the same region. The
     per-MP figures of the main table come from the default 512 px crops, where the kernel step's fixed
     cost weighs more."""
-    from deblur_core.blind import estimate_kernel
+    from deblur_core.classic import estimate_kernel
     from deblur_core.estimate import estimate_motion, working_luma
     policy_for(1024 ** 2)
     cases, _ = make_cases(n, 1024, seed + 1000, split)

@@ -1,6 +1,6 @@
 """Train the blind sharp-edge predictor: blurred gray photo in, sharp gray photo out, no kernel given.
 
-The shake estimator (``deblur_core/blind.py``) needs a latent image whose errors do not follow its
+The shake estimator (``deblur_core/classic/``) needs a latent image whose errors do not follow its
 current kernel: given such a latent, one kernel step recovers the kernel (stop 16's analysis: the true
 sharp image blurred by a 1-2 px gaussian still works, kernel-shaped residual blur does not). This
 network is that latent: a U-Net that sees only the blurred region (Nah et al. 2017, Tao et al. 2018,

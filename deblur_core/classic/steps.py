@@ -21,7 +21,7 @@ import scipy.fft as sfft
 
 # The adjoint sums its terms in the order this estimator was tuned with: it is sensitive enough that
 # another rounding changes its kernels.
-from ..shake.latent import _gradients_adjoint, forward_gradients
+from ..shake.latent import gradients_adjoint, forward_gradients
 from .fft import irfft2, rfft2
 
 __all__ = ["l0_latent", "select_edges", "kernel_least_squares", "dense_normal_matrix", "correlation_window"]
@@ -46,7 +46,7 @@ def l0_latent(y: np.ndarray, Y: np.ndarray, K: np.ndarray, DtD: np.ndarray, lam:
         small = (h * h + v * v) < lam / beta
         h[small] = 0
         v[small] = 0
-        f = rfft2(_gradients_adjoint(h, v))
+        f = rfft2(gradients_adjoint(h, v))
         f *= beta
         f += KtY
         np.multiply(DtD, beta, out=den)

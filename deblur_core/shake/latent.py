@@ -18,7 +18,7 @@ import numpy as np
 
 from ..fftutils import irfft2, rfft2
 
-__all__ = ["dark_channel", "l0_latent", "forward_gradients"]
+__all__ = ["dark_channel", "l0_latent", "forward_gradients", "gradients_adjoint", "gradient_energy"]
 
 
 def forward_gradients(x: np.ndarray):
@@ -32,7 +32,7 @@ def forward_gradients(x: np.ndarray):
     return h, v
 
 
-def _gradients_adjoint(h: np.ndarray, v: np.ndarray) -> np.ndarray:
+def gradients_adjoint(h: np.ndarray, v: np.ndarray) -> np.ndarray:
     """D^T (h, v): negated backward differences, circular."""
     out = np.empty_like(h)
     np.subtract(h[:, -1:], h[:, :1], out=out[:, :1])
@@ -97,7 +97,7 @@ def l0_latent(y: np.ndarray, K: np.ndarray, settings, lam_pixel: float, lam_grad
         small = (h * h + v * v) < lam_grad / beta_g
         h[small] = 0
         v[small] = 0
-        rhs = _gradients_adjoint(h, v)
+        rhs = gradients_adjoint(h, v)
         rhs *= np.float32(beta_g)
         den = KtK + beta_g * DtD
         if prior != "none":
