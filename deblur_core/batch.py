@@ -199,8 +199,10 @@ def _hms(s: float) -> str:
 
 # -- running -------------------------------------------------------------------------------------------------
 def _thread_env(jobs: int) -> dict:
-    per = str(max(1, (os.cpu_count() or 1) // max(jobs, 1)))
-    return {k: per for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    """The worker processes' thread budget: the cores shared out between the jobs (deblur_core.threads)."""
+    from .threads import THREADS_ENV, thread_budget
+    per = str(max(1, thread_budget() // max(jobs, 1)))
+    return {k: per for k in (THREADS_ENV, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 def _pool_init(threads: int):

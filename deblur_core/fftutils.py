@@ -7,14 +7,14 @@ wrap-around is smooth and the solver sees no false edge.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import scipy.fft as sfft
 
+from .threads import thread_budget
+
 __all__ = ["psf2otf", "pad_for_deconvolution", "convolve", "fast_shape", "WORKERS", "rfft2", "irfft2"]
 
-WORKERS = max(1, min(os.cpu_count() or 1, 8))
+WORKERS = min(thread_budget(), 8)   # read once, at import (a batch worker's budget is set before)
 
 
 def rfft2(x: np.ndarray, *, workers: int = WORKERS) -> np.ndarray:

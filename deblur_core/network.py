@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .threads import thread_budget
+
 __all__ = ["ModelError", "ModelSpec", "MODELS", "DEFAULT_DENOISER", "DEFAULT_PNP_PRIOR", "models_dir", "load_model", "run_tiled",
            "denoise", "Model"]
 
@@ -173,8 +175,10 @@ def load_model(name: str = DEFAULT_DENOISER, *, threads: int | None = None, prov
         except ImportError as exc:  # pragma: no cover - onnxruntime is a hard requirement
             raise ModelError(f"onnxruntime is not installed: {exc}") from exc
         so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+        so.intra_op_num_threads = int(threads or thread_budget())
         so.inter_op_num_threads = 1
+        if so.intra_op_num_threads < (os.cpu_count() or 1):   # sharing the cores: waiting threads sleep
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
         try:

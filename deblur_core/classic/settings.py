@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from ..threads import thread_budget
+
 __all__ = ["ClassicSettings", "DEFAULT_SETTINGS", "MIN_KERNEL", "MAX_KERNEL", "PYRAMID_RATIO", "COARSEST_KERNEL"]
 
 MIN_KERNEL = 3
@@ -36,7 +38,7 @@ class ClassicSettings:
     # FFT threads: arrays of up to ~0.4 M elements (the default 640 px region) gain nothing from 2 workers
     # (600^2: 2.43 against 2.35 ms a transform pair), larger ones do (1100^2, a 1 MP region: 9.0 against 4.8 ms).
     parallel_fft_min: int = 400_000     # elements from which an FFT uses fft_workers threads
-    fft_workers: int = 2                # ... while no other estimate runs beside this one (classic.fft)
+    fft_workers: int = min(2, thread_budget())   # ... while no other estimate runs beside this one (classic.fft)
 
     def but(self, **changes) -> "ClassicSettings":
         """A copy with ``changes`` (for benches and tests)."""
