@@ -77,8 +77,10 @@ def main():
         if LocalCluster is not None:
             os.environ["PYTHONPATH"] = ROOT
             t0 = time.perf_counter()
+            # Each worker process gets its share of the cores, as batch --jobs gives its own (deblur_core.threads).
+            share = str(max(1, (os.cpu_count() or 1) // 2))
             with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                              host="127.0.0.1") as cluster:
+                              host="127.0.0.1", env={"AI_DEBLUR_THREADS": share}) as cluster:
                 start = time.perf_counter() - t0
                 for label, extra in (("Dask LocalCluster 2 procs, paths", []),
                                      ("Dask LocalCluster 2 procs, bytes", ["--no-shared-storage"])):
