@@ -49,9 +49,6 @@ AUTHOR = "AI Deblur for GIMP contributors"
 PROCEDURES = {
     "plug-in-ai-deblur-auto": ("auto", N_("Auto Deblur..."),
                                N_("Detect the kind of blur and remove it")),
-    "plug-in-ai-deblur-hybrid": ("auto", N_("AI Deblur + Sharpen Layer..."),
-                                 N_("Auto deblur, plus an unsharp-mask layer with a black mask above it: paint it in "
-                                    "with a soft white brush where more crispness should show (eyes, hair)")),
     "plug-in-ai-deblur-motion": ("motion", N_("Motion Deblur..."),
                                  N_("Remove linear motion blur (length and angle estimated or given)")),
     "plug-in-ai-deblur-focus": ("focus", N_("Focus Correction..."),
@@ -66,9 +63,13 @@ PROCEDURES = {
                                   N_("Report the kind and amount of blur and whether it can be fixed")),
 }
 
-# The guide's hybrid workflow (README: "AI pass + sharpen layer"): these procedures also get a
-# sharpening layer with a black mask above the correction.
-HYBRID = ("plug-in-ai-deblur-hybrid",)
+# The guide's hybrid workflow (README: "AI pass + sharpen layer"): a mode's correction plus a sharpening
+# layer with a black mask above it (PROCEDURES keeps one procedure per engine mode).
+HYBRID = {
+    "plug-in-ai-deblur-hybrid": ("auto", N_("AI Deblur + Sharpen Layer..."),
+                                 N_("Auto deblur, plus an unsharp-mask layer with a black mask above it: paint it in "
+                                    "with a soft white brush where more crispness should show (eyes, hair)")),
+}
 SHARPEN_LAYER = {"sharpen-amount": 120.0, "sharpen-radius": 1.5, "sharpen-threshold": 5}  # 120 %, 1.5 px, 5
 
 MASK_CHOICES = [
@@ -1495,7 +1496,7 @@ def _since_process_start():
 def run_procedure(procedure, run_mode, image, drawables, config, data):
     start_s = _since_process_start()
     name = procedure.get_name()
-    mode = PROCEDURES[name][0]
+    mode = (PROCEDURES.get(name) or HYBRID[name])[0]
     try:
         image, drawable = _check_input(image, drawables)
         _float_format(drawable)
@@ -1529,7 +1530,7 @@ class AIDeblur(Gimp.PlugIn):
         return True, TEXT_DOMAIN, LOCALE_DIR
 
     def do_query_procedures(self):
-        return list(PROCEDURES)
+        return list(PROCEDURES) + list(HYBRID)
 
     if client.preload_installed():
         # GIMP runs this at every start (only when installed with a preload other than "never": the
@@ -1543,7 +1544,7 @@ class AIDeblur(Gimp.PlugIn):
             return []
 
     def do_create_procedure(self, name):
-        mode, label, blurb = PROCEDURES[name]
+        mode, label, blurb = PROCEDURES.get(name) or HYBRID[name]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_procedure, None)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
