@@ -275,8 +275,9 @@ def main(argv=None) -> int:
                     help="random kernels: hand (open strokes like measured real shake, kernels.hand_shake_kernel; "
                          "the default) or loops (Boracchi & Foi's whole trajectory, kernels.shake_kernel: the window "
                          "filled with loops, much harder than real shake; the bench's kernels before stop 20)")
-    ap.add_argument("--method", default="dark", choices=("classic", "dark"),
-                    help="the estimator: dark (deblur_core.shake, the default) or classic (deblur_core.classic)")
+    ap.add_argument("--method", default="intensity", choices=("intensity", "dark", "classic"),
+                    help="the estimator: intensity (deblur_core.shake with the L0 intensity prior, the default), "
+                         "dark (the same with the dark channel prior) or classic (deblur_core.classic)")
     ap.add_argument("--product", action="store_true",
                     help="the product's whole path instead of the estimator alone: deblur(mode='shake', strength=50, "
                          "shake_regions=1) with its do-no-harm check and second candidate (ratio against the true "
@@ -291,8 +292,9 @@ def main(argv=None) -> int:
     classic = classic_estimator.DEFAULT_SETTINGS.but(**({"grow": None} if args.single_window else {}),
                                                      **({"fine_denoise": False} if args.classic_fine else {}))
     estimate_kernel = functools.partial(classic_estimator.estimate_kernel, settings=classic)
-    if args.method == "dark":
-        from deblur_core.shake import estimate_kernel
+    if args.method != "classic":
+        from deblur_core import shake
+        estimate_kernel = functools.partial(shake.estimate_kernel, settings=shake.PRIORS[args.method])
     if args.latent_net:
         if args.auto_size:
             ap.error("--latent-net needs the size given (no --auto-size)")
@@ -369,7 +371,8 @@ def main(argv=None) -> int:
     r = np.array(ratios)
     label = (f"latent net {os.path.basename(args.latent_net)}, one step" if args.latent_net else
              "the product's deblur(mode='shake')" if args.product else
-             {"dark": "deblur_core.shake", "classic": "deblur_core.classic"}[args.method])
+             {"intensity": "deblur_core.shake, L0 intensity", "dark": "deblur_core.shake, dark channel",
+              "classic": "deblur_core.classic"}[args.method])
     print(f"\nblind ({label}): ratio <= 2: {np.mean(r <= 2) * 100:.0f} %, <= 3: {np.mean(r <= 3) * 100:.0f} %, "
           f"median ratio {np.median(r):.2f}; median runtime {np.median(rt_mp):.1f} s/MP "
           f"(targets: >= 70 % at <= 2, >= 90 % at <= 3); kernel similarity median {np.median(sims):.3f}, "

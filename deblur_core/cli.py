@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from .vocabulary import MASKS, MODES
+from .vocabulary import MASKS, MODES, SHAKE_METHODS
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -101,10 +101,11 @@ def _add_restore_arguments(parser) -> None:
     """The restoration's choices that deblur and batch share (read back by :func:`_restore_options`)."""
     parser.add_argument("--mode", default="auto", choices=MODES)
     parser.add_argument("--strength", type=float, default=50.0, help="0..100, default 50")
-    parser.add_argument("--shake-method", default=None, choices=["classic", "dark"],
-                        help="camera-shake kernel estimator tried first: dark (default; dark channel + L0 "
-                             "gradients, Pan et al. 2016) or classic (L0 gradients, Cho & Lee edges); when its "
-                             "kernel does not explain the photo the other is tried, then gentle sharpening")
+    parser.add_argument("--shake-method", default=None, choices=list(SHAKE_METHODS),
+                        help="camera-shake kernel estimator tried first: intensity (default; L0 intensity + "
+                             "gradients, Pan et al. 2014), dark (dark channel + L0 gradients, Pan et al. 2016) or "
+                             "classic (L0 gradients, Cho & Lee edges); when its kernel does not explain the photo "
+                             "the others are tried in that order, then gentle sharpening")
     parser.add_argument("--classical", action="store_true", help="do not use the neural network")
 
 

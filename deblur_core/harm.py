@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["reblur_residual", "MAX_RESIDUAL", "NOISE_FLOOR"]
 
-MAX_RESIDUAL = 8.0   # x the noise variance; above it the kernel is not trusted
+MAX_RESIDUAL = 5.0   # x the noise variance; above it the kernel is not trusted (right kernels: 0.6-2.8)
 NOISE_FLOOR = 0.004  # sRGB-encoded noise below this counts as this (about 1/255)
 
 

@@ -18,11 +18,10 @@ from .color import merge_alpha, split_alpha, validate_image
 from .deconvolution import deconvolve
 from .kernels import defocus_kernel, gaussian_kernel, motion_kernel, normalize
 from .sharpen import smart_sharpen, unsharp_mask
-from .vocabulary import MASKS, MODES, mode_for_blur_type
+from .vocabulary import MASKS, MODES, SHAKE_METHODS, mode_for_blur_type
 
 __all__ = ["deblur", "DeblurResult", "MODES", "SHAKE_METHODS", "Strength", "strength_settings"]
 
-SHAKE_METHODS = ("dark", "classic")
 
 
 class Cancelled(Exception):
@@ -88,7 +87,7 @@ class _Options:
     use_network: bool | None = None
     roi: tuple | None = None            # the region to estimate a shake kernel on
     shake_regions: int = 1              # kernels per side of a grid
-    shake_method: str = "dark"          # the shake estimator tried first
+    shake_method: str = "intensity"     # the shake estimator tried first
     grain: float | None = None          # old photo: grain removal 0-100 (None: 50, the measured level)
     background_soften: float | None = None  # old photo: background blur in px (None: about 0.5)
 
@@ -119,7 +118,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
            mask: str = "auto", progress=None, length: float | None = None, angle: float | None = None,
            radius: float | None = None, kernel_size: int | None = None, sharpen_radius: float | None = None,
            amount: float | None = None, threshold: float = 0.0, use_network: bool | None = None,
-           roi=None, shake_regions: int | None = None, shake_method: str = "dark", grain: float | None = None,
+           roi=None, shake_regions: int | None = None, shake_method: str = "intensity", grain: float | None = None,
            background_soften: float | None = None) -> DeblurResult:
     """Restore a blurred photo.
 
@@ -143,11 +142,12 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
         that varies across the frame (:mod:`deblur_core.spatial`). None (default): 2 on photos at least
         :data:`~deblur_core.spatial.GRID_MIN_SIDE` (1024) px on the shorter side, else 1. Ignored with
         ``roi`` (the selection is the one region to estimate on).
-    shake_method : {"dark", "classic"}
-        Camera-shake kernel estimator tried first: "dark" (default: dark channel and L0 gradient priors,
-        Pan et al. 2016, :mod:`deblur_core.shake`) or "classic" (L0 gradients, Cho & Lee edge selection,
-        the finest level denoised, :mod:`deblur_core.classic`). When its kernel does not explain the photo
-        the other one is tried (figures: ``docs/experiments/shake.md``).
+    shake_method : {"intensity", "dark", "classic"}
+        Camera-shake kernel estimator tried first: "intensity" (default: L0 intensity and gradient priors,
+        Pan et al. 2014), "dark" (dark channel and L0 gradients, Pan et al. 2016; both
+        :mod:`deblur_core.shake`) or "classic" (L0 gradients, Cho & Lee edge selection, the finest level
+        denoised, :mod:`deblur_core.classic`). When its kernel does not explain the photo the others are
+        tried in that order (figures: ``docs/experiments/shake.md``).
     grain, background_soften : float or None
         Old photo: how much grain to remove (0-100; None = 50, the measured level) and the background's
         softening blur in px (0-3; None = about 0.5); see :func:`deblur_core.oldphoto.old_photo`.
@@ -286,7 +286,10 @@ def _shake_plan(color, report, opts: _Options, progress) -> _Plan:
     if opts.shake_method == "classic":
         from .classic import estimate_kernel
     else:
-        from .shake import estimate_kernel
+        from functools import partial
+
+        from .shake import PRIORS, estimate_kernel
+        estimate_kernel = partial(estimate_kernel, settings=PRIORS[opts.shake_method])
     shake_progress = _scaled_progress(progress, 0.05, 0.25)
     regions = int(opts.shake_regions)
     if regions != 1 and opts.roi is None:
@@ -398,8 +401,7 @@ def _other_candidates(color, mode, report, st: Strength, opts: _Options, progres
         first = report["blur_type"]
         shake_first = mode == "shake" or (first == "shake" and mode == "auto")
         tried = [opts.shake_method] if shake_first else []
-        other = "dark" if opts.shake_method == "classic" else "classic"
-        for method in (opts.shake_method, other):
+        for method in (opts.shake_method, *SHAKE_METHODS):
             if method in tried:
                 continue
             tried.append(method)

@@ -76,7 +76,7 @@ def _cell(length: int, n: int, i: int):
 
 
 def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | None = None, *,
-                         progress=None, max_region: int = 640, workers: int = 2, method: str = "dark"):
+                         progress=None, max_region: int = 640, workers: int = 2, method: str = "intensity"):
     """Estimate one camera-shake kernel per cell of a ``regions`` x ``regions`` grid.
 
     Parameters
@@ -90,8 +90,9 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
         rotation).
     progress : callable(fraction, message) or None; raising from it cancels. Called from one thread at a
         time, not always the caller's.
-    method : {"dark", "classic"}
-        The estimator: :mod:`deblur_core.shake` (dark channel, default) or :mod:`deblur_core.classic`.
+    method : {"intensity", "dark", "classic"}
+        The estimator: :mod:`deblur_core.shake` with the L0 intensity (default) or dark channel prior, or
+        :mod:`deblur_core.classic`.
     workers : int
         Cells refined at once (threads; their FFTs and array maths release the GIL). The kernels do not
         depend on it.
@@ -117,7 +118,8 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
                                             progress=lambda f, m: report(share * f, m), _prep=prep)
     else:
         from . import shake
-        psf, info = shake.estimate_kernel(img, kernel_size, progress=lambda f, m: report(share * f, m))
+        psf, info = shake.estimate_kernel(img, kernel_size, progress=lambda f, m: report(share * f, m),
+                                          settings=shake.PRIORS[method])
     if regions == 1:
         return psf, info, [{"roi": [0, 0, w, h], "window": info["roi"], "psf": psf, "source": "whole photo"}]
     # The photo's kernel may have come from a window larger than the size given (classic.estimate_kernel's
@@ -152,7 +154,8 @@ def estimate_kernel_grid(image: np.ndarray, regions: int, kernel_size: int | Non
                 return classic.refine_kernel(img, psf, ks, roi=tuple(cell["window"]), max_region=max_region,
                                              progress=parts.part(k), _prep=prep)[0]
             from . import shake
-            return shake.refine_kernel(img, psf, ks, roi=tuple(cell["window"]), progress=parts.part(k))[0]
+            return shake.refine_kernel(img, psf, ks, roi=tuple(cell["window"]), progress=parts.part(k),
+                                       settings=shake.PRIORS[method])[0]
         except ValueError as exc:           # flat or clipped cell: the whole-photo kernel serves it
             return exc
         finally:

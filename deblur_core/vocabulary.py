@@ -3,10 +3,11 @@ type. The pipeline, the worker and the command line use these; the GIMP plug-in 
 gi only) keeps its own copy, checked against this one by tests/test_vocabulary.py."""
 from __future__ import annotations
 
-__all__ = ["MODES", "MASKS", "BLUR_TYPE_MODES", "mode_for_blur_type"]
+__all__ = ["MODES", "MASKS", "SHAKE_METHODS", "BLUR_TYPE_MODES", "mode_for_blur_type"]
 
 # deblur(mode=...): "auto" picks from the analysis (mode_for_blur_type)
 MODES = ("auto", "motion", "focus", "shake", "sharpen", "old-photo")
+SHAKE_METHODS = ("intensity", "dark", "classic")   # the blind camera-shake estimators, in the order tried
 # the suggested layer mask (deblur_core.masks.make_mask): where the photo is blurred, everywhere,
 # nowhere, on the main subject, on faces
 MASKS = ("auto", "full", "none", "subject", "faces")

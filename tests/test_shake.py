@@ -1,11 +1,11 @@
-"""The dark-channel shake estimator (deblur_core.shake), printed text on clipped paper (issue 24) and the
+"""The L0 shake estimator (deblur_core.shake: intensity and dark channel priors), printed text on clipped paper (issue 24) and the
 do-no-harm check (deblur_core.harm, issue 19)."""
 import numpy as np
 import pytest
 
 from helpers import blur_linear
 from deblur_core import deblur
-from deblur_core.shake import ShakeSettings, TooFewEdges, estimate_kernel
+from deblur_core.shake import PRIORS, ShakeSettings, TooFewEdges, estimate_kernel
 from deblur_core.shake.kernel_step import kernel_from_gradients, valid_gradients
 from deblur_core.shake.latent import dark_channel
 from deblur_core.shake.regions import check_gradients, usable_mask
@@ -47,13 +47,14 @@ def test_dark_channel_is_the_patch_minimum():
     assert d[20, 25] == pytest.approx(x[18:23, 23:28].min())
 
 
-def test_estimate_on_a_shaken_photo(gray_photo):
+@pytest.mark.parametrize("prior, name", [("intensity", "L0 intensity"), ("dark", "dark channel")])
+def test_estimate_on_a_shaken_photo(gray_photo, prior, name):
     k = hook_kernel(15)
     blurred = blur_linear(gray_photo, k, noise=0.003, seed=2)
-    psf, info = estimate_kernel(blurred, 15)
+    psf, info = estimate_kernel(blurred, 15, settings=PRIORS[prior])
     assert psf.dtype == np.float32 and psf.shape[0] % 2 == 1 and abs(float(psf.sum()) - 1) < 1e-4
     assert similarity(k, psf) > 0.6
-    assert info["method"].startswith("dark channel") and info["scales"] >= 2 and info["window"] == 15
+    assert info["method"].startswith(name) and info["scales"] >= 2 and info["window"] == 15
 
 
 def test_settings_are_passed_in_not_module_state(gray_photo):
@@ -88,7 +89,7 @@ def test_small_clipped_lights_are_left_out_with_their_trails():
 
 
 @pytest.mark.parametrize("white", [0.6, 0.9])
-@pytest.mark.parametrize("method", ["classic", "dark"])
+@pytest.mark.parametrize("method", ["intensity", "dark", "classic"])
 def test_printed_page_on_clipped_paper_is_restored_not_refused(white, method):
     page, k = _page(white)
     assert (page[..., 0] >= 0.99).mean() > 0.5
@@ -101,7 +102,7 @@ def test_a_plain_sky_is_refused_in_plain_words():
     rng = np.random.default_rng(5)
     sky = np.clip(0.6 + np.linspace(0, 0.15, 320)[:, None] + rng.normal(0, 0.004, (320, 320)), 0, 1)
     sky = np.repeat(sky[..., None], 3, axis=2).astype(np.float32)
-    for method in ("classic", "dark"):
+    for method in ("intensity", "dark", "classic"):
         with pytest.raises(ValueError, match="too few edges"):
             deblur(sky, mode="shake", shake_method=method, shake_regions=1)
 

@@ -1,5 +1,5 @@
-"""Blind camera-shake kernel estimation (uniform blur): dark channel and L0 gradient priors, coarse to
-fine, saturation-aware (issue 19). Modules, one job each:
+"""Blind camera-shake kernel estimation (uniform blur): L0 gradient prior with an L0 intensity or dark channel
+prior (Pan et al. 2014 / 2016), coarse to fine, saturation-aware (issue 19). Modules, one job each:
 
 * :mod:`.settings`: the frozen :class:`ShakeSettings` record;
 * :mod:`.latent`: the latent (sharp image) step;
@@ -10,7 +10,7 @@ fine, saturation-aware (issue 19). Modules, one job each:
 """
 from .estimator import MAX_KERNEL, MIN_KERNEL, clip_region, estimate_kernel, refine_kernel
 from .regions import TooFewEdges
-from .settings import DEFAULT, ShakeSettings
+from .settings import DEFAULT, PRIORS, ShakeSettings
 
-__all__ = ["estimate_kernel", "refine_kernel", "ShakeSettings", "DEFAULT", "TooFewEdges", "MIN_KERNEL",
+__all__ = ["estimate_kernel", "refine_kernel", "ShakeSettings", "DEFAULT", "PRIORS", "TooFewEdges", "MIN_KERNEL",
            "MAX_KERNEL", "clip_region"]

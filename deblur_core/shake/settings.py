@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-__all__ = ["ShakeSettings", "DEFAULT"]
+__all__ = ["ShakeSettings", "DEFAULT", "PRIORS"]
 
 
 @dataclass(frozen=True)
@@ -13,7 +13,7 @@ class ShakeSettings:
     ``docs/experiments/shake.md``."""
 
     # --- latent (sharp image) step: L0 gradients plus an L0 pixel prior ---
-    pixel_prior: str = "dark"       # "dark" (dark channel, Pan 2016), "intensity" (Pan 2014), "none" (Xu 2013)
+    pixel_prior: str = "intensity"  # "intensity" (Pan 2014), "dark" (dark channel, Pan 2016), "none" (Xu 2013)
     lam_pixel: float = 4e-3         # weight of the pixel prior (Pan: 4e-3)
     lam_grad: float = 4e-3          # weight of the L0 gradient prior (Pan: 4e-3)
     dark_patch: int = 35            # dark channel patch side in px, fixed at every level (Pan: 35)
@@ -45,3 +45,8 @@ class ShakeSettings:
 
 
 DEFAULT = ShakeSettings()
+
+# The estimator under the names the product uses (``deblur(shake_method=...)``, ``--shake-method``): the L0
+# intensity prior first (closest to the published kernels of Lai's real photos, docs/experiments/shake.md),
+# the dark channel the second candidate.
+PRIORS = {"intensity": DEFAULT, "dark": DEFAULT.but(pixel_prior="dark")}
