@@ -44,7 +44,7 @@ OUT_DIR = os.path.join(REPO, "out")
 INSTALL_GIMP_SCRIPT = os.path.join(REPO, "scripts", "install-gimp.sh")
 PROCEDURES = ("plug-in-ai-deblur-auto", "plug-in-ai-deblur-motion", "plug-in-ai-deblur-focus",
               "plug-in-ai-deblur-shake", "plug-in-ai-deblur-smart-sharpen", "plug-in-ai-deblur-old-photo",
-              "plug-in-ai-deblur-analyze")
+              "plug-in-ai-deblur-analyze", "plug-in-ai-deblur-hybrid")
 
 
 def say(msg=""):
