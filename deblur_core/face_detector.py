@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .network import ModelError, _sha256, models_dir
+from .network import ModelError, file_sha256, models_dir
 
 __all__ = ["MTCNN_FILES", "MtcnnDetection", "load_mtcnn", "detect", "nms"]
 
@@ -81,7 +81,7 @@ def load_mtcnn(*, verify: bool = True, threads: int | None = None) -> _Nets:
                 raise ModelError(f"face detector file {path} is missing: reinstall the plug-in "
                                  "(the ONNX files ship in models/)")
             if verify:
-                got = _sha256(path)
+                got = file_sha256(path)
                 if got != digest:
                     raise ModelError(f"face detector file {path} is corrupt or not the shipped version "
                                      f"(sha256 {got[:12]}..., expected {digest[:12]}...): reinstall the plug-in")

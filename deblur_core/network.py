@@ -22,7 +22,7 @@ import numpy as np
 from .threads import thread_budget
 
 __all__ = ["ModelError", "ModelSpec", "MODELS", "DEFAULT_DENOISER", "DEFAULT_PNP_PRIOR", "models_dir", "load_model", "run_tiled",
-           "denoise", "Model"]
+           "denoise", "Model", "file_sha256"]
 
 
 class ModelError(RuntimeError):
@@ -108,7 +108,8 @@ def models_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB chunks (the model table's checksums)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -166,7 +167,7 @@ def load_model(name: str = DEFAULT_DENOISER, *, threads: int | None = None, prov
         if not path.is_file():
             raise ModelError(f"model file {path} is missing: reinstall the plug-in (the ONNX files ship in models/)")
         if verify:
-            digest = _sha256(path)
+            digest = file_sha256(path)
             if digest != spec.sha256:
                 raise ModelError(f"model file {path} is corrupt or not the shipped version "
                                  f"(sha256 {digest[:12]}..., expected {spec.sha256[:12]}...): reinstall the plug-in")

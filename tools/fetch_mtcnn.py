@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import os
 import subprocess
 import sys
 import zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from deblur_core.network import file_sha256  # noqa: E402
 
 VERSION = "2.6.0"
 EXPECTED = {   # sha256 of the state dicts inside facenet_pytorch-2.6.0-py3-none-any.whl
@@ -33,13 +35,6 @@ EXPECTED = {   # sha256 of the state dicts inside facenet_pytorch-2.6.0-py3-none
 }
 DEFAULT_DIR = os.path.join(os.path.expanduser("~"), ".cache", "ai-deblur", "mtcnn")
 
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch(dest: str = DEFAULT_DIR, version: str = VERSION) -> dict:
@@ -75,7 +70,7 @@ def main(argv=None) -> int:
     paths = fetch(args.dir, args.version)
     bad = 0
     for name, path in paths.items():
-        digest = sha256(path)
+        digest = file_sha256(path)
         ok = digest == EXPECTED[name]
         bad += not ok
         print(f"{path}  {os.path.getsize(path):>9,d} bytes  sha256 {digest}  {'ok' if ok else 'DIFFERS from ' + EXPECTED[name]}")

@@ -30,7 +30,6 @@ against torch's on random inputs (max difference printed) and prints the sha256 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 
@@ -40,6 +39,8 @@ from torch import nn
 
 DEFAULT_PT = os.path.join(os.path.expanduser("~"), ".cache", "ai-deblur", "mtcnn")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from deblur_core.network import file_sha256  # noqa: E402
 
 
 class PNet(nn.Module):
@@ -128,13 +129,6 @@ NETS = {  # name -> (class, state dict, fixed input side or None, output names)
 }
 
 
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def export(name: str, pt_dir: str, out_dir: str, opset: int = 17) -> str:
     cls, pt, side, outputs = NETS[name]
@@ -161,7 +155,7 @@ def export(name: str, pt_dir: str, out_dir: str, opset: int = 17) -> str:
         worst = max(worst, max(float(np.abs(a - b).max()) for a, b in zip(ref, got)))
     n_params = sum(p.numel() for p in net.parameters())
     print(f"{path}: {os.path.getsize(path):,d} bytes, {n_params:,d} parameters, max |onnx - torch| {worst:.2e}, "
-          f"sha256 {sha256(path)}")
+          f"sha256 {file_sha256(path)}")
     if worst > 1e-4:
         raise SystemExit(f"{name}: ONNX output differs from torch by {worst}")
     return path

@@ -248,6 +248,8 @@ def _what_was_done(report, mode):
         return "sharpen %s px, amount %s" % (_num(m.group(1)), _num(m.group(2)))
     if "already sharp" in low:
         return "looks sharp: gentle sharpening"
+    if low.startswith("gentle sharpening"):     # the estimated blur was not trusted (do no harm)
+        return "gentle sharpening"
     if low.startswith("custom kernel"):
         return ("own kernel " + size).strip()
     if low.startswith("old photo"):
