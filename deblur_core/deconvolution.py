@@ -177,7 +177,10 @@ def tile_plan(shape, tile: int | None, psf_shape=None):
     ``shape``, or 0 for one piece. ``tile``: None = automatic (for photos of more than ``TILED_ABOVE``
     pixels, (rows, columns) of the parts between cuts in the grid of :func:`tiling.grid_plan`, each
     tile at most ``TILE_PIXELS`` with the context ``psf_shape`` needs), 0 = never, a number = tiles of
-    that side whenever the photo is bigger (tests, memory-tight callers)."""
+    that side whenever the photo is bigger (tests, memory-tight callers), a (rows, columns) pair = that
+    plan as it is."""
+    if isinstance(tile, tuple):
+        return tile
     if tile is None:
         if shape[0] * shape[1] <= TILED_ABOVE:
             return 0

@@ -18,6 +18,7 @@ from .color import merge_alpha, split_alpha, validate_image
 from .deconvolution import deconvolve
 from .kernels import defocus_kernel, gaussian_kernel, motion_kernel, normalize
 from .sharpen import smart_sharpen, unsharp_mask
+from .harm import MAX_RESIDUAL
 from .vocabulary import MASKS, MODES, SHAKE_METHODS, mode_for_blur_type
 
 __all__ = ["deblur", "DeblurResult", "MODES", "SHAKE_METHODS", "Strength", "strength_settings"]
@@ -90,6 +91,7 @@ class _Options:
     shake_method: str = "intensity"     # the shake estimator tried first
     grain: float | None = None          # old photo: grain removal 0-100 (None: 50, the measured level)
     background_soften: float | None = None  # old photo: background blur in px (None: about 0.5)
+    trust_limit: float = MAX_RESIDUAL   # do no harm: the largest re-blur residual a kernel may leave
 
 
 @dataclass
@@ -119,7 +121,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
            radius: float | None = None, kernel_size: int | None = None, sharpen_radius: float | None = None,
            amount: float | None = None, threshold: float = 0.0, use_network: bool | None = None,
            roi=None, shake_regions: int | None = None, shake_method: str = "intensity", grain: float | None = None,
-           background_soften: float | None = None) -> DeblurResult:
+           background_soften: float | None = None, trust_limit: float | None = None) -> DeblurResult:
     """Restore a blurred photo.
 
     Parameters
@@ -151,6 +153,10 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     grain, background_soften : float or None
         Old photo: how much grain to remove (0-100; None = 50, the measured level) and the background's
         softening blur in px (0-3; None = about 0.5); see :func:`deblur_core.oldphoto.old_photo`.
+    trust_limit : float >= 0 or None
+        Do no harm: an estimated kernel is used only if the restoration blurred again by it matches the
+        photo within this many times the photo's noise variance (:func:`deblur_core.harm.reblur_residual`);
+        None = :data:`deblur_core.harm.MAX_RESIDUAL`. Lower is stricter; 0 trusts no estimated kernel.
 
     Returns
     -------
@@ -158,6 +164,9 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     """
     t0 = time.perf_counter()
     _check_choices(mode, mask, shake_method, shake_regions)
+    trust_limit = MAX_RESIDUAL if trust_limit is None else float(trust_limit)
+    if not np.isfinite(trust_limit) or trust_limit < 0:
+        raise ValueError(f"trust_limit must be a number >= 0, got {trust_limit}")
     if grain is not None or background_soften is not None:
         from .oldphoto import check_controls
         check_controls(grain, background_soften)     # a wrong value is an error in every mode
@@ -171,7 +180,7 @@ def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: 
     opts = _Options(length=length, angle=angle, radius=radius, kernel_size=kernel_size,
                     sharpen_radius=sharpen_radius, amount=amount, threshold=threshold, use_network=use_network,
                     roi=roi, shake_regions=shake_regions, shake_method=shake_method, grain=grain,
-                    background_soften=background_soften)
+                    background_soften=background_soften, trust_limit=trust_limit)
     _progress(progress, 0.02, "Analysing blur")
     report = analyze(color)
     report["mode"] = mode
@@ -382,13 +391,15 @@ def _do_no_harm(color, outcome: _Outcome, grid, mode, report, st: Strength, opts
     regions are not all explained gives way to one kernel for the photo, an untrusted kernel to the other
     candidates (:func:`_other_candidates`)."""
     psf = outcome.psf
-    if grid and not _grid_trusted(color, outcome.restored, grid, report):
+    if grid and not _grid_trusted(color, outcome.restored, grid, report, opts.trust_limit):
         # A region's own kernel does not explain its part of the photo: one kernel for the whole photo,
         # checked like any other below.
         grid = {}
         outcome.restored = _restore(color, psf, st.regularization, opts.use_network, report, progress)
         outcome.action = f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel (one for the whole photo)"
-    if grid or psf is None or psf.size <= 1 or _kernel_trusted(color, outcome.restored, psf, report):
+    if grid or psf is None or psf.size <= 1:
+        return outcome
+    if _kernel_trusted(color, outcome.restored, psf, report, opts.trust_limit):
         return outcome
     return _other_candidates(color, mode, report, st, opts, progress)
 
@@ -410,7 +421,7 @@ def _other_candidates(color, mode, report, st: Strength, opts: _Options, progres
             except ValueError:          # too few edges for a blind estimate: the fallback below
                 break
             restored = _restore(color, plan.psf, st.regularization, opts.use_network, report, progress)
-            if _kernel_trusted(color, restored, plan.psf, report):
+            if _kernel_trusted(color, restored, plan.psf, report, opts.trust_limit):
                 what = f"the {first} kernel" if len(tried) == 1 and mode == "auto" and first != "shake" else \
                     "the first camera-shake estimate"
                 report["warnings"].append(f"{what} did not explain the blur; the {method} camera-shake estimate did")
@@ -439,23 +450,23 @@ def _restore(color, psf, reg_scale, use_network, report, progress):
     return deconvolve(color, psf, method="hyper-laplacian", regularization=reg_scale)
 
 
-def _kernel_trusted(color, restored, psf, report) -> bool:
+def _kernel_trusted(color, restored, psf, report, limit: float) -> bool:
     """Whether an estimated kernel explains the photo: the restoration blurred again matches the photo
-    to within :data:`deblur_core.harm.MAX_RESIDUAL` x its noise variance
-    (:func:`deblur_core.harm.reblur_residual`). The measure goes to report["harm"] (the last one checked)."""
-    from .harm import MAX_RESIDUAL, reblur_residual
+    to within ``limit`` x its noise variance (:func:`deblur_core.harm.reblur_residual`). The measure goes
+    to report["harm"] (the last one checked)."""
+    from .harm import reblur_residual
     residual = reblur_residual(color, restored, psf)
-    trusted = residual <= MAX_RESIDUAL
-    report["harm"] = {"reblur_residual": round(residual, 2), "limit": MAX_RESIDUAL, "trusted": bool(trusted),
+    trusted = residual <= limit
+    report["harm"] = {"reblur_residual": round(residual, 2), "limit": limit, "trusted": bool(trusted),
                       "kernel_size": [int(psf.shape[1]), int(psf.shape[0])]}
     return trusted
 
 
-def _grid_trusted(color, restored, grid, report) -> bool:
+def _grid_trusted(color, restored, grid, report, limit: float) -> bool:
     """Whether every region of a grid restoration is explained by its own kernel (the re-blur residual of
     :func:`_kernel_trusted` on each cell, with a kernel-sized margin); the figures go to
     report["harm"]["regions"], an untrusted grid to the warnings."""
-    from .harm import MAX_RESIDUAL, reblur_residual
+    from .harm import reblur_residual
     h, w = color.shape[:2]
     cells = report.get("shake", {}).get("regions", [])
     residuals = []
@@ -464,10 +475,10 @@ def _grid_trusted(color, restored, grid, report) -> bool:
         m = 2 * max(k.shape)
         y0, y1, x0, x1 = max(0, y - m), min(h, y + ch + m), max(0, x - m), min(w, x + cw + m)
         residuals.append(round(reblur_residual(color[y0:y1, x0:x1], restored[y0:y1, x0:x1], k), 2))
-    trusted = bool(residuals) and max(residuals) <= MAX_RESIDUAL
-    report["harm"] = {"regions": residuals, "limit": MAX_RESIDUAL, "trusted": trusted}
+    trusted = bool(residuals) and max(residuals) <= limit
+    report["harm"] = {"regions": residuals, "limit": limit, "trusted": trusted}
     if not trusted:
-        bad = sum(r > MAX_RESIDUAL for r in residuals)
+        bad = sum(r > limit for r in residuals)
         report["warnings"].append(f"the kernels of {bad} of {len(residuals)} regions did not explain their part of "
                                   "the photo: one kernel for the whole photo was used instead")
     return trusted

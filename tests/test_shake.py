@@ -118,13 +118,18 @@ def test_reblur_residual_tells_a_right_kernel_from_a_wrong_one(photo):
     assert right < MAX_RESIDUAL < wrong
 
 
-def test_an_untrusted_kernel_falls_back_and_says_so(photo, monkeypatch):
+def test_an_untrusted_kernel_falls_back_and_says_so(photo):
     """A kernel that does not explain the photo is never applied: the fallback is said in the report."""
-    import deblur_core.harm as harm
     blurred = blur_linear(photo, hook_kernel(15), noise=0.005, seed=7)
-    monkeypatch.setattr(harm, "MAX_RESIDUAL", -1.0)         # nothing is trusted
-    res = deblur(blurred, mode="shake", shake_regions=1)
+    res = deblur(blurred, mode="shake", shake_regions=1, trust_limit=0.0)     # nothing is trusted
     assert res.report["fallback"] == "sharpen" and res.kernel is None
     assert res.report["harm"]["trusted"] is False
     assert any("gentle sharpening was used instead" in w for w in res.report["warnings"])
     assert "not trusted" in res.report["title"]
+
+
+def test_trust_limit_is_checked():
+    img = np.zeros((64, 64, 3), np.float32)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="trust_limit"):
+            deblur(img, mode="shake", trust_limit=bad)

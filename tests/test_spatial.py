@@ -163,13 +163,12 @@ def test_worker_passes_shake_regions():
     assert extra == {"shake_regions": 1}
 
 
-def test_a_grid_whose_kernels_are_not_trusted_is_not_applied(photo, monkeypatch):
+def test_a_grid_whose_kernels_are_not_trusted_is_not_applied(photo):
     """Do no harm on a grid too: regions whose kernels do not explain the photo give way to one kernel for
     the whole photo, and when that is not trusted either, to gentle sharpening; the report says so."""
-    import deblur_core.harm as harm
     blurred = blur_linear(photo, motion_kernel(7, 20), noise=0.003)
-    monkeypatch.setattr(harm, "MAX_RESIDUAL", -1.0)         # nothing is trusted
-    res = deblur(blurred, "shake", 50, mask="full", use_network=False, shake_regions=2, kernel_size=9)
+    res = deblur(blurred, "shake", 50, mask="full", use_network=False, shake_regions=2, kernel_size=9,
+                 trust_limit=0.0)                           # nothing is trusted
     assert "regions" not in res.report["title"] and res.report["fallback"] == "sharpen"
     assert any("regions did not explain their part" in w for w in res.report["warnings"])
     assert any("gentle sharpening was used instead" in w for w in res.report["warnings"])
