@@ -392,16 +392,15 @@ def main(argv=None) -> int:
     else:
         print("peer line skipped: deblur_core.estimate.estimate_motion is not available")
     if args.timing:
-        time_1mp(args.timing, args.seed, args.split)
+        time_1mp(args.timing, args.seed, args.split, estimate_kernel)
     return 0
 
 
-def time_1mp(n: int, seed: int, split: str) -> None:
-    """Seconds to estimate a kernel on a whole 1024 x 1024 region (the issue's "1 MP region on 2 cores"),
-    size given and found, beside the straight-line (cepstrum) estimate of the same region. The
-    per-MP figures of the main table come from the default 512 px crops, where the kernel step's fixed
-    cost weighs more."""
-    from deblur_core.classic import estimate_kernel
+def time_1mp(n: int, seed: int, split: str, estimate_kernel) -> None:
+    """Seconds ``estimate_kernel`` (the --method's) takes on a whole 1024 x 1024 region (the issue's "1 MP
+    region on 2 cores"), size given and found, beside the straight-line (cepstrum) estimate of the same
+    region. The per-MP figures of the main table come from the default 512 px crops, where the kernel
+    step's fixed cost weighs more."""
     from deblur_core.estimate import estimate_motion, working_luma
     policy_for(1024 ** 2)
     cases, _ = make_cases(n, 1024, seed + 1000, split)
