@@ -238,6 +238,29 @@ def call_procedure(name, image, drawables, **args):
         msg = values[0] if values and isinstance(values[0], str) else ""
         return status.value_nick, msg
     return "success", values
+
+
+def run_ai_deblur(img, proc, drawables, **args):
+    """Run plug-in-ai-deblur-<proc> and record what a photographer would see after it: (record, new layer).
+    The record holds the status (and message), the report, the image's layers, the selected drawables
+    and layers, and the new layer's id, name, mask editing, position and mask."""
+    import json
+    status, values = call_procedure("plug-in-ai-deblur-" + proc, img, drawables, **args)
+    rec = {"proc": proc, "status": status}
+    if status != "success":
+        rec["message"] = values
+        return rec, None
+    layer = values[0]
+    rec["report"] = json.loads(values[1]) if values[1] else {}
+    rec["layers"] = [l.get_name() for l in img.get_layers()]
+    rec["selected"] = [{"id": d.get_id(), "type": type(d).__name__, "name": d.get_name()}
+                       for d in img.get_selected_drawables()]
+    rec["selected_layers"] = [l.get_id() for l in img.get_selected_layers()]
+    if layer is not None:
+        rec["new"] = {"id": layer.get_id(), "name": layer.get_name(), "edit_mask": layer.get_edit_mask(),
+                      "position": img.get_item_position(layer),
+                      "mask_id": layer.get_mask().get_id() if layer.get_mask() else None}
+    return rec, layer
 '''
 
 

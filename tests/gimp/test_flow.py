@@ -47,65 +47,40 @@ def make(w, h, **kw):
     return img, lay
 
 
-def selected(img):
-    out = []
-    for d in img.get_selected_drawables():
-        out.append({"id": d.get_id(), "type": type(d).__name__, "name": d.get_name()})
-    return out
-
-
-def step(img, proc, drawables, **args):
-    status, values = call_procedure("plug-in-ai-deblur-" + proc, img, drawables, **args)
-    rec = {"proc": proc, "status": status}
-    if status != "success":
-        rec["message"] = values
-        return rec, None
-    layer = values[0]
-    rec["report"] = json.loads(values[1]) if values[1] else {}
-    rec["layers"] = [l.get_name() for l in img.get_layers()]
-    rec["selected"] = selected(img)
-    rec["selected_layers"] = [l.get_id() for l in img.get_selected_layers()]
-    if layer is not None:
-        rec["new"] = {"id": layer.get_id(), "name": layer.get_name(), "edit_mask": layer.get_edit_mask(),
-                      "position": img.get_item_position(layer),
-                      "mask_id": layer.get_mask().get_id() if layer.get_mask() else None}
-    return rec, layer
-
-
 img, src = make(160, 120, blur=7)
 RESULT["steps"] = []
-rec, first = step(img, "auto", [src], strength=50.0, mask="auto")
+rec, first = run_ai_deblur(img, "auto", [src], strength=50.0, mask="auto")
 RESULT["steps"].append(rec)
 # the next call takes what GIMP has selected now, as the menu would
-rec, second = step(img, "focus", img.get_selected_drawables(), strength=50.0, mask="full", radius=2.0)
+rec, second = run_ai_deblur(img, "focus", img.get_selected_drawables(), strength=50.0, mask="full", radius=2.0)
 RESULT["steps"].append(rec)
 # a layer mask as the drawable: works on that mask's layer
 target = second if second is not None else src
 RESULT["mask_owner"] = {"id": target.get_id(), "position": img.get_item_position(target)}
-rec, third = step(img, "motion", [target.get_mask()] if target.get_mask() else [target],
+rec, third = run_ai_deblur(img, "motion", [target.get_mask()] if target.get_mask() else [target],
                   strength=50.0, mask="hidden", length=7.0, angle=180.0)
 RESULT["steps"].append(rec)
-rec, fourth = step(img, "smart-sharpen", img.get_selected_drawables(), strength=50.0, mask="subject")
+rec, fourth = run_ai_deblur(img, "smart-sharpen", img.get_selected_drawables(), strength=50.0, mask="subject")
 RESULT["steps"].append(rec)
-rec, fifth = step(img, "shake", img.get_selected_drawables(), strength=50.0, mask="full", kernel_size=9)
+rec, fifth = run_ai_deblur(img, "shake", img.get_selected_drawables(), strength=50.0, mask="full", kernel_size=9)
 RESULT["steps"].append(rec)
 img.delete()
 
 # Analyze Blur: no undo step (the image stays clean) when it adds nothing
 img, src = make(128, 96, noise=True)
 img.clean_all()
-rec, layer = step(img, "analyze", [src], show_kernel=True)
+rec, layer = run_ai_deblur(img, "analyze", [src], show_kernel=True)
 rec["dirty"] = img.is_dirty()
 RESULT["analyze_sharp"] = rec
 img.clean_all()
-rec, layer = step(img, "analyze", [src], show_kernel=False)
+rec, layer = run_ai_deblur(img, "analyze", [src], show_kernel=False)
 rec["dirty"] = img.is_dirty()
 RESULT["analyze_no_kernel"] = rec
 img.delete()
 # ... and one undo step with its kernel layer, which is then the selected layer
 img, src = make(160, 120, blur=9)
 img.clean_all()
-rec, layer = step(img, "analyze", [src], show_kernel=True)
+rec, layer = run_ai_deblur(img, "analyze", [src], show_kernel=True)
 rec["dirty"] = img.is_dirty()
 RESULT["analyze_blurred"] = rec
 img.delete()
@@ -114,7 +89,7 @@ img.delete()
 img, src = make(8, 8)
 RESULT["tiny"] = {}
 for proc, args in (("auto", {"strength": 50.0, "mask": "auto"}), ("analyze", {"show_kernel": True})):
-    rec, layer = step(img, proc, [src], **args)
+    rec, layer = run_ai_deblur(img, proc, [src], **args)
     rec["layers_after"] = [l.get_name() for l in img.get_layers()]
     RESULT["tiny"][proc] = rec
 img.delete()

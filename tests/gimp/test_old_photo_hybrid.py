@@ -47,26 +47,11 @@ def detail(drawable):
     return sum(abs(p[i + 1] - p[i]) for i in range(len(p) - 1) if (i + 1) % w) / len(p)
 
 
-def step(img, proc, drawables, **args):
-    status, values = call_procedure("plug-in-ai-deblur-" + proc, img, drawables, **args)
-    rec = {"proc": proc, "status": status}
-    if status != "success":
-        rec["message"] = values
-        return rec, None
-    layer = values[0]
-    rec["report"] = json.loads(values[1]) if values[1] else {}
-    rec["layers"] = [l.get_name() for l in img.get_layers()]
-    rec["selected"] = [{"id": d.get_id(), "type": type(d).__name__} for d in img.get_selected_drawables()]
-    if layer is not None:
-        rec["new"] = {"id": layer.get_id(), "name": layer.get_name(), "edit_mask": layer.get_edit_mask()}
-    return rec, layer
-
-
 # 1. the hybrid workflow, then another procedure on what is selected
 img, src = make(200, 150)
 before = zlib.crc32(pixels(src).tobytes())
 img.clean_all()
-rec, top = step(img, "hybrid", [src], strength=50.0, mask="auto")
+rec, top = run_ai_deblur(img, "hybrid", [src], strength=50.0, mask="auto")
 RESULT["hybrid"] = rec
 if top is not None:
     layers = img.get_layers()
@@ -77,27 +62,27 @@ if top is not None:
     rec["detail"] = {"source": detail(src), "ai": detail(ai), "sharpen": detail(top)}
     rec["source_unchanged"] = zlib.crc32(pixels(src).tobytes()) == before
     rec["dirty"] = img.is_dirty()
-    rec2, _ = step(img, "focus", img.get_selected_drawables(), strength=50.0, mask="full", radius=2.0)
+    rec2, _ = run_ai_deblur(img, "focus", img.get_selected_drawables(), strength=50.0, mask="full", radius=2.0)
     RESULT["after_hybrid"] = rec2
-rec, top = step(img, "hybrid", [src], strength=40.0, mask="full", sharpen_amount=200.0, sharpen_radius=2.5,
+rec, top = run_ai_deblur(img, "hybrid", [src], strength=40.0, mask="full", sharpen_amount=200.0, sharpen_radius=2.5,
                 sharpen_threshold=0)
 RESULT["hybrid_args"] = rec
 img.delete()
 
 # 2. Old Photo Clarity: the controls as typed arguments, then another procedure
 img, src = make(200, 150, blur=3)
-rec, layer = step(img, "old-photo", [src], strength=50.0, mask="auto", grain=0.0, background_soften=2.0)
+rec, layer = run_ai_deblur(img, "old-photo", [src], strength=50.0, mask="auto", grain=0.0, background_soften=2.0)
 RESULT["old_keep_grain"] = rec
-rec, layer = step(img, "old-photo", img.get_selected_drawables(), strength=50.0, mask="auto")
+rec, layer = run_ai_deblur(img, "old-photo", img.get_selected_drawables(), strength=50.0, mask="auto")
 RESULT["old_defaults"] = rec
-rec, layer = step(img, "auto", img.get_selected_drawables(), strength=50.0, mask="auto")
+rec, layer = run_ai_deblur(img, "auto", img.get_selected_drawables(), strength=50.0, mask="auto")
 RESULT["after_old"] = rec
 img.delete()
 
 # 3. the people mask in GIMP: a person on a photo
 image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(PHOTO))
 lay = image.get_layers()[0]
-rec, layer = step(image, "old-photo", [lay], strength=50.0, mask="auto")
+rec, layer = run_ai_deblur(image, "old-photo", [lay], strength=50.0, mask="auto")
 RESULT["old_person"] = rec
 if layer is not None:
     m = pixels(layer.get_mask(), "Y float")
@@ -156,7 +141,8 @@ def test_hybrid_adds_a_black_masked_sharpen_layer(runs):
     d = rec["detail"]
     assert d["sharpen"] > 1.05 * d["ai"], d       # the sharpening layer is sharper than the AI layer
     assert rec["source_unchanged"] and rec["dirty"]
-    assert rec["selected"] == [{"id": rec["new"]["id"], "type": "Layer"}] and not rec["new"]["edit_mask"], rec
+    assert rec["selected"] == [{"id": rec["new"]["id"], "type": "Layer", "name": rec["new"]["name"]}] \
+        and not rec["new"]["edit_mask"], rec
     after = runs["after_hybrid"]
     assert after["status"] == "success", after
     assert after["layers"][0].startswith("AI Deblur - focus"), after["layers"]
@@ -188,7 +174,7 @@ def test_old_photo_controls_are_procedure_arguments(runs):
     assert op["people_sharpening"]["amount"] == pytest.approx(0.5)
     after = runs["after_old"]
     assert after["status"] == "success", after
-    assert after["selected"] == [{"id": after["new"]["id"], "type": "Layer"}]
+    assert after["selected"] == [{"id": after["new"]["id"], "type": "Layer", "name": after["new"]["name"]}]
 
 
 def test_old_photo_people_mask_in_gimp(runs):
