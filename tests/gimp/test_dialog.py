@@ -272,26 +272,31 @@ def _face_photo(path, size=(1800, 1300), at=(1200, 700)):
     return x + 224, y + 117
 
 
-@pytest.mark.parametrize("resize", [None, "1250x980"], ids=["as-opened", "enlarged"])
-def test_preview_opens_on_the_face_and_grows(gimp_profile, display, tmp_path, resize):
-    """Issue 21: the preview takes most of the dialog (at least 60 % of its area as it opens), opens
-    centred on the largest face (the engine's focus op), and grows with the dialog, keeping the face in
-    view, when the user enlarges it."""
+def _focus_dialog_on_face(gimp_profile, display, tmp_path, env):
+    """Open the Focus Correction dialog on a photo of a face in a room (under Xvfb, OK pressed after 1 s,
+    its state dumped); returns (the face's centre, the dialog's dump, GIMP's log)."""
     photo = tmp_path / "astronaut-in-a-room.png"
     face = _face_photo(photo)
     name = "plug-in-ai-deblur-focus"
     dump = str(tmp_path / "dialog")
     env = {"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "1000", "AI_DEBLUR_DEBUG": "1",
-           "AI_DEBLUR_DIALOG_DUMP": dump}
-    if resize:
-        env["AI_DEBLUR_DIALOG_RESIZE"] = resize
+           "AI_DEBLUR_DIALOG_DUMP": dump, **env}
     code = gimp_batch.HELPERS + "PHOTO = %r\nPROC = %r\n" % (str(photo), name) + FACE_PHOTO
     res = gimp_batch.run_python(code, profile=str(gimp_profile), timeout=300, check=False, extra_env=env)
     log = res.get("_log", "")
     assert "error" not in res, res.get("traceback", "") + log[-3000:]
     assert res["status"] == "success", log[-3000:]
     with open(dump + "." + name + ".json") as fh:
-        info = json.load(fh)
+        return face, json.load(fh), log
+
+
+@pytest.mark.parametrize("resize", [None, "1250x980"], ids=["as-opened", "enlarged"])
+def test_preview_opens_on_the_face_and_grows(gimp_profile, display, tmp_path, resize):
+    """Issue 21: the preview takes most of the dialog (at least 60 % of its area as it opens), opens
+    centred on the largest face (the engine's focus op), and grows with the dialog, keeping the face in
+    view, when the user enlarges it."""
+    face, info, log = _focus_dialog_on_face(gimp_profile, display, tmp_path,
+                                            {"AI_DEBLUR_DIALOG_RESIZE": resize} if resize else {})
     opened = info["opened"]
     pw, ph = opened["preview_size"]
     dw, dh = opened["dialog_size"]
@@ -321,19 +326,8 @@ def test_preview_spot_picked_by_clicks(gimp_profile, display, tmp_path):
     framed): a click there centres the preview on that part of the photo; a click (without a drag) in the
     preview itself centres it on the clicked point; dragging in the preview (GIMP's own) moves it. The
     clicks are real button events through the X server (GDK's test API), and each pick is previewed."""
-    photo = tmp_path / "astronaut-in-a-room.png"
-    _face_photo(photo)
-    name = "plug-in-ai-deblur-focus"
-    dump = str(tmp_path / "dialog")
-    env = {"DISPLAY": display, "AI_DEBLUR_DIALOG_AUTO_OK_MS": "1000", "AI_DEBLUR_DEBUG": "1",
-           "AI_DEBLUR_DIALOG_DUMP": dump, "AI_DEBLUR_DIALOG_CLICK": "navigator:0.5,0.3;preview:0.25,0.75"}
-    code = gimp_batch.HELPERS + "PHOTO = %r\nPROC = %r\n" % (str(photo), name) + FACE_PHOTO
-    res = gimp_batch.run_python(code, profile=str(gimp_profile), timeout=300, check=False, extra_env=env)
-    log = res.get("_log", "")
-    assert "error" not in res, res.get("traceback", "") + log[-3000:]
-    assert res["status"] == "success", log[-3000:]
-    with open(dump + "." + name + ".json") as fh:
-        info = json.load(fh)
+    _, info, log = _focus_dialog_on_face(gimp_profile, display, tmp_path,
+                                         {"AI_DEBLUR_DIALOG_CLICK": "navigator:0.5,0.3;preview:0.25,0.75"})
     nw, nh = info["navigator_size"]
     assert nw >= 60 and nh >= 40, info["navigator_size"]
     pw, ph = info["opened"]["preview_size"]
