@@ -74,6 +74,13 @@ def strength_settings(strength: float) -> Strength:
                     gentle_amount=0.5 / reg ** 0.5)
 
 
+# A blind camera-shake kernel is an estimate, never exact: its restoration assumes twice the measured noise
+# (regularisation x 2), so a kernel a little off softens instead of ringing or crunching (camera-pipeline
+# bench and real photos: docs/experiments/shake.md, stop 21). The slider still reaches the exact-kernel
+# look: the regularisation halves every 25 % above 50, so 75 % restores a blind kernel as 50 % did before.
+BLIND_KERNEL_REGULARIZATION = 2.0
+
+
 @dataclass(frozen=True)
 class _Options:
     """deblur()'s mode controls as one record for the routes (None: estimated from the photo)."""
@@ -102,6 +109,11 @@ class _Plan:
     psf: np.ndarray | None = None
     action: str = ""                    # what is done, in words (the layer's title)
     grid: dict = field(default_factory=dict)    # shake on a grid: {"regions": n, "kernels": [psf per cell]}
+    blind: bool = False                 # the kernel is a blind camera-shake estimate (BLIND_KERNEL_REGULARIZATION)
+
+    def regularization(self, st: "Strength") -> float:
+        """The deconvolution's regularisation scale for this kernel at the slider's setting."""
+        return st.regularization * (BLIND_KERNEL_REGULARIZATION if self.blind else 1.0)
 
 
 @dataclass
@@ -312,7 +324,7 @@ def _shake_plan(color, report, opts: _Options, progress) -> _Plan:
     report["warnings"].extend(info.get("warnings", []))
     size = f"{psf.shape[1]}x{psf.shape[0]} px"
     if len(cells) <= 1:
-        return _Plan("deconvolve", psf, f"camera shake {size} kernel")
+        return _Plan("deconvolve", psf, f"camera shake {size} kernel", blind=True)
     report["shake"]["regions"] = [_cell_report(c) for c in cells]
     grid = {"regions": regions, "kernels": [c["psf"] for c in cells]}
     own = sum(c["source"] == "own" for c in cells)
@@ -321,7 +333,7 @@ def _shake_plan(color, report, opts: _Options, progress) -> _Plan:
     else:
         action = (f"camera shake, {regions}x{regions} regions ({own} with their own kernel, "
                   f"{len(cells) - own} with the photo's {size})")
-    return _Plan("deconvolve", psf, action, grid)
+    return _Plan("deconvolve", psf, action, grid, blind=True)
 
 
 def _cell_report(cell) -> dict:
@@ -378,10 +390,10 @@ def _deconvolution_route(color, plan: _Plan, mode, report, st: Strength, opts: _
     if plan.grid:
         from .spatial import restore_grid
         restored = restore_grid(color, plan.grid["regions"], plan.grid["kernels"],
-                                lambda part, k: _restore(part, k, st.regularization, opts.use_network, report, None),
+                                lambda part, k: _restore(part, k, plan.regularization(st), opts.use_network, report, None),
                                 progress=_scaled_progress(progress, 0.3, 0.55))
     else:
-        restored = _restore(color, plan.psf, st.regularization, opts.use_network, report, progress)
+        restored = _restore(color, plan.psf, plan.regularization(st), opts.use_network, report, progress)
     outcome = _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action)
     return _do_no_harm(color, outcome, plan.grid, mode, report, st, opts, progress) if checked else outcome
 
@@ -395,7 +407,8 @@ def _do_no_harm(color, outcome: _Outcome, grid, mode, report, st: Strength, opts
         # A region's own kernel does not explain its part of the photo: one kernel for the whole photo,
         # checked like any other below.
         grid = {}
-        outcome.restored = _restore(color, psf, st.regularization, opts.use_network, report, progress)
+        outcome.restored = _restore(color, psf, st.regularization * BLIND_KERNEL_REGULARIZATION, opts.use_network,
+                                    report, progress)
         outcome.action = f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel (one for the whole photo)"
     if grid or psf is None or psf.size <= 1:
         return outcome
@@ -420,7 +433,7 @@ def _other_candidates(color, mode, report, st: Strength, opts: _Options, progres
                 plan = _shake_plan(color, report, replace(opts, shake_regions=1, shake_method=method), progress)
             except ValueError:          # too few edges for a blind estimate: the fallback below
                 break
-            restored = _restore(color, plan.psf, st.regularization, opts.use_network, report, progress)
+            restored = _restore(color, plan.psf, plan.regularization(st), opts.use_network, report, progress)
             if _kernel_trusted(color, restored, plan.psf, report, opts.trust_limit):
                 what = f"the {first} kernel" if len(tried) == 1 and mode == "auto" and first != "shake" else \
                     "the first camera-shake estimate"
@@ -433,6 +446,7 @@ def _other_candidates(color, mode, report, st: Strength, opts: _Options, progres
 def _restore(color, psf, reg_scale, use_network, report, progress):
     if psf.shape == (1, 1):
         return color.copy()
+    report["regularization"] = round(float(reg_scale), 3)
     if use_network is not False:
         try:
             from .pnp import pnp_deconvolve

@@ -133,3 +133,22 @@ def test_trust_limit_is_checked():
     for bad in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="trust_limit"):
             deblur(img, mode="shake", trust_limit=bad)
+
+
+def test_blind_kernels_are_restored_with_more_regularisation(photo):
+    """A blind estimate is never exact: at the default strength its restoration assumes twice the noise
+    (softer, no crunch); 75 % gives the exact-kernel setting back; a given kernel is restored as given."""
+    import cv2
+    from deblur_core.pipeline import BLIND_KERNEL_REGULARIZATION
+    blurred = blur_linear(photo, hook_kernel(15), noise=0.005, seed=8)
+    blind = deblur(blurred, mode="shake", shake_regions=1, use_network=False)
+    assert blind.report.get("fallback") is None and blind.kernel is not None
+    assert blind.report["regularization"] == pytest.approx(BLIND_KERNEL_REGULARIZATION) and BLIND_KERNEL_REGULARIZATION > 1
+    pushed = deblur(blurred, mode="shake", shake_regions=1, strength=75, use_network=False)
+    assert pushed.report["regularization"] == pytest.approx(1.0)
+    given = deblur(blurred, kernel=blind.kernel, use_network=False)
+    assert given.report["regularization"] == pytest.approx(1.0)
+
+    def detail(img):
+        return float(np.abs(cv2.Laplacian(img.mean(axis=2), cv2.CV_32F)).mean())
+    assert detail(blurred) < detail(blind.image) < detail(given.image)
