@@ -76,8 +76,10 @@ def strength_settings(strength: float) -> Strength:
 
 # A blind camera-shake kernel is an estimate, never exact: its restoration assumes twice the measured noise
 # (regularisation x 2), so a kernel a little off softens instead of ringing or crunching (camera-pipeline
-# bench and real photos: docs/experiments/shake.md, stop 21). The slider still reaches the exact-kernel
-# look: the regularisation halves every 25 % above 50, so 75 % restores a blind kernel as 50 % did before.
+# bench and real photos: docs/experiments/shake.md, stop 21). Measured motion lengths and focus radii are
+# often exact and lost more where they were than they gained where they were not: restored as before, as
+# is a kernel the user gives. The slider still reaches the exact-kernel look: the regularisation halves
+# every 25 % above 50, so 75 % restores a blind kernel as 50 % did before.
 BLIND_KERNEL_REGULARIZATION = 2.0
 
 
@@ -109,7 +111,7 @@ class _Plan:
     psf: np.ndarray | None = None
     action: str = ""                    # what is done, in words (the layer's title)
     grid: dict = field(default_factory=dict)    # shake on a grid: {"regions": n, "kernels": [psf per cell]}
-    blind: bool = False                 # the kernel is a blind camera-shake estimate (BLIND_KERNEL_REGULARIZATION)
+    blind: bool = False                 # a blind camera-shake estimate (BLIND_KERNEL_REGULARIZATION)
 
     def regularization(self, st: "Strength") -> float:
         """The deconvolution's regularisation scale for this kernel at the slider's setting."""
