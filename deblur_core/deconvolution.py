@@ -190,13 +190,18 @@ def tile_plan(shape, tile: int | None, psf_shape=None):
     return tile if tile and needs_tiling(shape, tile) else 0
 
 
-def estimate_noise(image: np.ndarray, *, jpeg_robust: bool = False, window: int | None = None) -> float:
+def estimate_noise(image: np.ndarray, *, jpeg_robust: bool = False, window: int | None = None,
+                   signal_dependent: bool = False) -> float:
     """Standard deviation of white noise in a (H, W) or (H, W, C) image, robust to edges.
 
     Median absolute deviation of Immerkaer's high-pass ("Fast Noise Variance Estimation", CVIU 1996).
     ``jpeg_robust`` also measures at half resolution and keeps the larger value: JPEG hides noise at
     the finest scale only. ``window``: measure on the central ``window`` x ``window`` px only; noise
     is a local statistic, so that measures it as well as a 12-24 MP photo would, far faster.
+    ``signal_dependent``: the root mean square of the noise over the photo's brightness (the deviation
+    measured in 8 brightness bins, weighted by their pixels) instead of the typical pixel's. A camera's
+    shot noise grows with the light (Poisson-Gaussian), and the plain median reads the darker majority:
+    on a linear-light photo this is the level a deconvolution must not amplify anywhere.
     """
     if window is not None:
         h, w = image.shape[:2]
@@ -209,14 +214,36 @@ def estimate_noise(image: np.ndarray, *, jpeg_robust: bool = False, window: int 
     # Immerkaer's mask: the difference of two Laplacians, blind to planes and ramps; its norm is 6.
     n = (g[:-2, :-2] + g[:-2, 2:] + g[2:, :-2] + g[2:, 2:]
          - 2 * (g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]) + 4 * g[1:-1, 1:-1])
-    sigma = float(1.4826 * np.median(np.abs(n)) / 6.0)
+    np.abs(n, out=n)
+    sigma = float(1.4826 * np.median(n) / 6.0)
+    if signal_dependent and n.size >= 8 * 256:
+        sigma = _rms_over_brightness(g, n, sigma)
     if jpeg_robust and min(g.shape) >= 16:
         # JPEG removes the finest-scale noise but not the coarser one, which deconvolution amplifies
         # all the same: also measure at half resolution (2x2 means halve white noise).
         import cv2
         half = cv2.resize(g.astype(np.float32), (g.shape[1] // 2, g.shape[0] // 2), interpolation=cv2.INTER_AREA)
-        sigma = max(sigma, 2.0 * estimate_noise(half))
+        sigma = max(sigma, 2.0 * estimate_noise(half, signal_dependent=signal_dependent))
     return sigma
+
+
+def _rms_over_brightness(g: np.ndarray, absn: np.ndarray, fallback: float, bins: int = 8) -> float:
+    """:func:`estimate_noise`'s signal-dependent level: ``absn`` (|high-pass| of ``g``, 2 px smaller)
+    grouped by the local 5x5 brightness into ``bins`` equal-count bins, each bin's robust deviation,
+    the root of their pixel-weighted mean variance."""
+    import cv2
+    level = cv2.blur(g, (5, 5))[1:-1, 1:-1]
+    edges = np.quantile(level[::4, ::4], np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges[1:-1], level, side="right"), 0, bins - 1)
+    var, count = 0.0, 0
+    for b in range(bins):
+        vals = absn[which == b]
+        if vals.size < 64:
+            continue
+        s = 1.4826 * float(np.median(vals)) / 6.0
+        var += vals.size * s * s
+        count += vals.size
+    return float(np.sqrt(var / count)) if count else fallback
 
 
 def _clip_guard(result: np.ndarray, blurred: np.ndarray, psf: np.ndarray) -> np.ndarray:

@@ -64,6 +64,19 @@ def auto_iterations(sigma: float, sigma_start: float) -> int:
     return int(min(8, max(4, 1 + math.ceil(math.log(span) / math.log(3.0) - 1e-9))))
 
 
+def _clipped_planes(planes: np.ndarray, level: float = 0.98):
+    """Per plane of the padded linear-light observation (nc, H, W): the pixels at or above ``level``
+    (sRGB-encoded) grown by 1 px (demosaicing and JPEG smear a clip's edge), or None for a plane without
+    any; None when no plane has any."""
+    import cv2
+    thr = float(srgb_to_linear(np.float32(level)))
+    out = []
+    for p in planes:
+        m = p >= thr
+        out.append(cv2.dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) if m.any() else None)
+    return out if any(m is not None for m in out) else None
+
+
 def _network_window(crop, shape, margin: int, multiple: int) -> tuple:
     """Slices of the padded domain ``shape`` that the network denoises: the photo's ``crop`` grown by
     ``margin`` px rounded up to ``multiple`` on each side, inside the domain."""
@@ -74,7 +87,8 @@ def _network_window(crop, shape, margin: int, multiple: int) -> tuple:
 def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | None = None,
                    iterations: int | None = None, lam: float | None = None, sigma_start: float | None = None,
                    strength_scale: float = 1.0, model=None, map_mode: str = "slope",
-                   net_margin: int | None = None, tile: int | None = None, progress=None) -> np.ndarray:
+                   net_margin: int | None = None, tile: int | None = None, clipped: str = "unknown",
+                   progress=None) -> np.ndarray:
     """Non-blind deconvolution of an sRGB-encoded photo with the denoiser prior.
 
     Parameters
@@ -97,6 +111,9 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
     tile : big photos run in overlapping tiles (:func:`deblur_core.tiling.process_tiled`, context
         :func:`deconvolution.tile_context`), which bounds memory (24 MP colour: 2.8 GB untiled);
         as in :func:`deconvolution.tile_plan`: None = automatic, 0 = never, a number = that side.
+    clipped : "unknown" (default): pixels at the clip level (0.98 sRGB-encoded, grown by 1 px) are left out
+        of the data term, filled each step with the estimate blurred again (Cho, Wang & Lee, ICCV 2011);
+        "fit": fitted like any other pixel.
     progress : callable(fraction, message); raising from it cancels.
 
     Returns float32 of the input's shape, sRGB-encoded, clipped to [0, 1].
@@ -121,9 +138,15 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
         # One channel at a time, so a big photo never has a whole linear copy on top of its tiles.
         from .deconvolution import estimate_noise
         chans = [img] if gray else [img[..., c] for c in range(3)]
-        noise_sigma = float(np.mean([estimate_noise(srgb_to_linear(c), jpeg_robust=True) for c in chans]))
+        # Signal-dependent: a camera's shot noise is strongest in the light areas, where an under-regularised
+        # solve blotches first (camera-pipeline screen: docs/experiments/shake.md, stop 21).
+        noise_sigma = float(np.mean([estimate_noise(srgb_to_linear(c), jpeg_robust=True, signal_dependent=True)
+                                     for c in chans]))
+    if clipped not in ("unknown", "fit"):
+        raise ValueError(f"clipped must be 'unknown' or 'fit', got {clipped!r}")
     opts = dict(noise_sigma=noise_sigma, iterations=iterations, lam=lam, sigma_start=sigma_start,
-                strength_scale=strength_scale, model=model, map_mode=map_mode, net_margin=net_margin)
+                strength_scale=strength_scale, model=model, map_mode=map_mode, net_margin=net_margin,
+                clipped=clipped)
     from .deconvolution import tile_context, tile_plan
     from .tiling import process_tiled
     tile = tile_plan(img.shape, tile, psf.shape)
@@ -138,7 +161,7 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
 
 
 def _pnp_tile(img, psf, *, noise_sigma, iterations, lam, sigma_start, strength_scale, model, map_mode,
-              net_margin, progress):
+              net_margin, clipped, progress):
     """:func:`pnp_deconvolve` on one validated (H, W) or (H, W, 3) float32 image, untiled."""
     from .network import run_tiled
 
@@ -160,7 +183,14 @@ def _pnp_tile(img, psf, *, noise_sigma, iterations, lam, sigma_start, strength_s
     KtY = np.empty((nc,) + K.shape, np.complex64)
     for c in range(nc):
         KtY[c] = np.conj(K) * rfft2(z[c])
-    del K
+    # Clipped pixels say only "at least white": the linear model cannot explain them, and fitting them
+    # rings around every highlight. They are left out of the data term by filling them, each step, with
+    # the current estimate blurred again (EM, as Cho, Wang & Lee, "Handling Outliers in Non-blind Image
+    # Deconvolution", ICCV 2011). Only where a channel is clipped; the rest of the solve is unchanged.
+    clipped = _clipped_planes(z) if clipped == "unknown" else None
+    observed = z.copy() if clipped is not None else None
+    if clipped is None:
+        del K
     sigma_start = max(float(sigma_start), sn)
     if iterations is None:
         iterations = auto_iterations(sn, sigma_start)
@@ -183,6 +213,9 @@ def _pnp_tile(img, psf, *, noise_sigma, iterations, lam, sigma_start, strength_s
         inp[3] = 0
         denom = KtK + alpha
         for c in range(nc):
+            if clipped is not None and clipped[c] is not None and i > 0:
+                filled = np.where(clipped[c], irfft2(K * rfft2(z[c]), shape), observed[c])
+                KtY[c] = np.conj(K) * rfft2(filled)
             xc = irfft2((KtY[c] + alpha * rfft2(z[c])) / denom, shape).astype(np.float32, copy=False)
             np.clip(xc, 0, 1, out=xc)
             z[c] = xc

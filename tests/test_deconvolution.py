@@ -136,3 +136,22 @@ def test_automatic_plan_runs_in_strips():
     tiled = dc.deconvolve(img, psf, tile=plan)
     d = np.abs(tiled - whole)[20:-20, 20:-20]
     assert np.median(d) < 0.05 / 255 and np.percentile(d, 99) < 3 / 255   # measured 0.0004 / 2.3
+
+
+def test_signal_dependent_noise_is_the_rms_over_brightness():
+    """Shot noise grows with the light: the plain estimate reads the darker majority, the
+    signal-dependent one the root mean square a deconvolution must not amplify anywhere."""
+    from deblur_core.deconvolution import estimate_noise
+    rng = np.random.default_rng(0)
+    x = np.full((256, 256), 0.02, np.float32)
+    x[:, 192:] = 0.8                                  # a quarter of the photo is bright
+    a, b = 0.003, 0.002                              # Poisson-Gaussian, linear units
+    noisy = x + rng.normal(0, 1, x.shape).astype(np.float32) * np.sqrt(a * x + b * b)
+    rms = float(np.sqrt(np.mean(a * x + b * b)))
+    plain = estimate_noise(noisy)
+    sd = estimate_noise(noisy, signal_dependent=True)
+    assert plain < 0.8 * rms
+    assert abs(sd - rms) < 0.15 * rms
+    # on white noise both read the same
+    flat = (0.5 + rng.normal(0, 0.01, (256, 256))).astype(np.float32)
+    assert estimate_noise(flat, signal_dependent=True) == pytest.approx(estimate_noise(flat), rel=0.1)
