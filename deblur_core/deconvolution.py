@@ -233,6 +233,8 @@ def _rms_over_brightness(g: np.ndarray, absn: np.ndarray, fallback: float, bins:
     the root of their pixel-weighted mean variance."""
     import cv2
     level = cv2.blur(g, (5, 5))[1:-1, 1:-1]
+    step = max(1, int(np.ceil(np.sqrt(absn.size / 1e6))))   # ~1 M samples say as much as 12 M, 4x faster
+    level, absn = level[::step, ::step], absn[::step, ::step]
     edges = np.quantile(level[::4, ::4], np.linspace(0, 1, bins + 1))
     which = np.clip(np.searchsorted(edges[1:-1], level, side="right"), 0, bins - 1)
     var, count = 0.0, 0

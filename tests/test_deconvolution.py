@@ -155,3 +155,9 @@ def test_signal_dependent_noise_is_the_rms_over_brightness():
     # on white noise both read the same
     flat = (0.5 + rng.normal(0, 0.01, (256, 256))).astype(np.float32)
     assert estimate_noise(flat, signal_dependent=True) == pytest.approx(estimate_noise(flat), rel=0.1)
+
+
+def test_pnp_clipped_choice_is_checked():
+    from deblur_core.pnp import pnp_deconvolve
+    with pytest.raises(ValueError, match="clipped"):
+        pnp_deconvolve(np.full((32, 32, 3), 0.5, np.float32), kernels.motion_kernel(5, 0), clipped="ignore")
