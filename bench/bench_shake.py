@@ -282,6 +282,9 @@ def main(argv=None) -> int:
                     help="the product's whole path instead of the estimator alone: deblur(mode='shake', strength=50, "
                          "shake_regions=1) with its do-no-harm check and second candidate (ratio against the true "
                          "kernel through --deconv)")
+    ap.add_argument("--mode", default="shake", choices=("shake", "auto"),
+                    help="with --product: the mode the product is asked for (auto: the diagnosis routes it; "
+                         "issue 20's auto-mode target on real-capture-like shake)")
     ap.add_argument("--timing", type=int, default=0, metavar="N",
                     help="then time N estimates on 1 MP regions (the issue's runtime target), size given and found")
     args = ap.parse_args(argv)
@@ -328,6 +331,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     ratios, sub, peer, rt_mp, sims, psnr = [], [], [], [], [], []
     fallbacks = 0
+    routes = []
     for i, (name, kname, sharp, blurred, k) in enumerate(cases):
         border = max(k.shape[0], 16)
         ref = restore(blurred, k)
@@ -337,12 +341,13 @@ def main(argv=None) -> int:
         given = max(3, int(round(k.shape[0] * args.size_scale)) | 1)
         if args.product:
             from deblur_core import deblur
-            out = deblur(blurred, mode="shake", strength=50, kernel_size=None if args.auto_size else given,
+            out = deblur(blurred, mode=args.mode, strength=50, kernel_size=None if args.auto_size else given,
                          shake_regions=1, shake_method=args.method)
             res = out.image
             ke = out.kernel if out.kernel is not None else np.ones((1, 1), np.float32)
             info = dict(out.report.get("shake", {}), roi=out.report.get("shake", {}).get("roi", [0, 0, *blurred.shape[1::-1]]))
             fallbacks += out.report.get("fallback") == "sharpen"
+            routes.append(out.report.get("action", "").split(" ")[0] or "?")
         else:
             ke, info = estimate_kernel(blurred, None if args.auto_size else given)
             res = None
@@ -370,7 +375,7 @@ def main(argv=None) -> int:
               f"{ratio:.2f} | {sub[-1]:.2f} | {psnr[-1][0]:.2f} / {psnr[-1][1]:.2f} | {pr} | {dt:.2f} | {rt_mp[-1]:.1f} |", flush=True)
     r = np.array(ratios)
     label = (f"latent net {os.path.basename(args.latent_net)}, one step" if args.latent_net else
-             "the product's deblur(mode='shake')" if args.product else
+             f"the product's deblur(mode='{args.mode}')" if args.product else
              {"intensity": "deblur_core.shake, L0 intensity", "dark": "deblur_core.shake, dark channel",
               "classic": "deblur_core.classic"}[args.method])
     print(f"\nblind ({label}): ratio <= 2: {np.mean(r <= 2) * 100:.0f} %, <= 3: {np.mean(r <= 3) * 100:.0f} %, "
@@ -378,7 +383,8 @@ def main(argv=None) -> int:
           f"(targets: >= 70 % at <= 2, >= 90 % at <= 3); kernel similarity median {np.median(sims):.3f}, "
           f"mean {np.mean(sims):.3f}")
     if args.product:
-        print(f"the product fell back to gentle sharpening on {fallbacks} of {len(cases)} photos")
+        print(f"the product fell back to gentle sharpening on {fallbacks} of {len(cases)} photos; routes taken: "
+              + ", ".join(f"{r} {routes.count(r)}" for r in sorted(set(routes))))
     db = np.array(psnr).mean(axis=0)
     print(f"mean PSNR of the result ({args.deconv}): estimated kernel {db[0]:.2f} dB, true kernel "
           f"{db[1]:.2f} dB, the blurry photo {db[2]:.2f} dB")

@@ -431,10 +431,13 @@ def _other_candidates(color, mode, report, st: Strength, opts: _Options, progres
             if method in tried:
                 continue
             tried.append(method)
+            regions = report.get("shake", {}).get("regions")     # a grid tried first stays in the report
             try:
                 plan = _shake_plan(color, report, replace(opts, shake_regions=1, shake_method=method), progress)
             except ValueError:          # too few edges for a blind estimate: the fallback below
                 break
+            if regions:
+                report["shake"]["regions"] = regions
             restored = _restore(color, plan.psf, plan.regularization(st), opts.use_network, report, progress)
             if _kernel_trusted(color, restored, plan.psf, report, opts.trust_limit):
                 what = f"the {first} kernel" if len(tried) == 1 and mode == "auto" and first != "shake" else \

@@ -95,7 +95,8 @@ for proc, args in (("auto", {"strength": 50.0, "mask": "auto"}), ("analyze", {"s
 img.delete()
 '''
 
-NAME = re.compile(r"^(AI Deblur - [^:]+|Old Photo Clarity), \d+%$")
+# GIMP itself appends " #N" to a name already taken in the image (two steps can end in the same action)
+NAME = re.compile(r"^(AI Deblur - [^:]+|Old Photo Clarity), \d+%( #\d+)?$")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,7 @@ def test_layer_names_are_short_and_human(flow):
     assert names["focus"] == "AI Deblur - focus 2 px, 50%", names["focus"]
     shake = flow["steps"][4]["report"]
     if shake.get("fallback") == "sharpen":      # no kernel explained this (sharpened) layer: do no harm
-        assert names["shake"] == "AI Deblur - gentle sharpening, 50%", names["shake"]
+        assert re.match(r"^AI Deblur - gentle sharpening, 50%( #\d+)?$", names["shake"]), names["shake"]
     else:
         assert re.match(r"^AI Deblur - shake \d+x\d+ px, 50%$", names["shake"]), names["shake"]
     assert names["smart-sharpen"].startswith("AI Deblur - sharpen "), names["smart-sharpen"]

@@ -163,9 +163,11 @@ def test_shake_blur_traces_per_region(results):
     harm = rec["report"]["harm"]
     if "regions" in harm:       # every region's kernel explained its part: the grid stands
         assert "2x2 regions" in rec["report"]["title"] and harm["trusted"]
-    else:                       # do no harm: one kernel for the whole photo instead, and the report says so
-        assert "one for the whole photo" in rec["report"]["title"]
-        assert any("regions did not explain their part" in w for w in rec["report"]["warnings"])
+    else:                       # do no harm: one kernel for the whole photo instead, and the report says so;
+        warnings = rec["report"]["warnings"]    # when that does not explain it either, the next candidate
+        assert any("regions did not explain their part" in w for w in warnings)
+        assert "one for the whole photo" in rec["report"]["title"] or \
+            any("did not explain the blur" in w or "gentle sharpening was used instead" in w for w in warnings), warnings
 
 
 def test_calls_use_a_standby_worker(results):
