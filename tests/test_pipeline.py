@@ -132,3 +132,35 @@ def test_subject_mask_adds_background_smoothing_layer(photo):
     assert [layer["name"] for layer in res.layers][0] == "AI Deblur: background smoothing"
     assert res.layers[-1]["name"] == res.report["title"]
     assert np.allclose(res.layers[0]["mask"], 1 - res.layers[-1]["mask"], atol=1e-5)
+
+
+def _jpeg90(img):
+    import cv2
+    u8 = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return cv2.imdecode(cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])[1], 1)[..., ::-1] \
+        .astype(np.float32) / 255
+
+
+def test_auto_checks_an_unsure_sharp_verdict_with_the_shake_estimator():
+    """Issue 20: auto mode does not take "sharp" on the diagnosis's word alone. An unsure "sharp" is checked
+    by the blind shake estimator (said in the warnings); a sure one is not."""
+    from skimage import data
+    from deblur_core import analyze
+    from deblur_core.pipeline import SHAKE_CHECK_PX, SHARP_CHECK_BELOW
+    unsure = _jpeg90(data.astronaut()[:384, :384].astype(np.float32) / 255)
+    rep = analyze(unsure)
+    assert rep["blur_type"] == "sharp" and rep["confidence"] < SHARP_CHECK_BELOW, rep["confidence"]
+    res = deblur(unsure, mode="auto", use_network=False)
+    said = " ".join(res.report["warnings"])
+    assert "camera-shake check" in said and "shake" in res.report
+    if res.report["action"].startswith("gentle sharpening"):
+        assert "agrees" in said or "treated as sharp" in said
+    else:       # a shake found: large enough at the estimator's scale, and it explained the photo
+        side = max(res.kernel.shape)
+        assert (side - 1) * res.report["shake"]["scale"] + 1 >= SHAKE_CHECK_PX and res.report["harm"]["trusted"]
+    sure = _jpeg90(data.coffee()[:384, :384].astype(np.float32) / 255)
+    rep = analyze(sure)
+    assert rep["blur_type"] == "sharp" and rep["confidence"] >= SHARP_CHECK_BELOW
+    res = deblur(sure, mode="auto", use_network=False)
+    assert "shake" not in res.report and "camera-shake check" not in " ".join(res.report["warnings"])
+    assert res.report["action"] == "gentle sharpening (photo already sharp)"
