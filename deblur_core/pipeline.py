@@ -425,13 +425,14 @@ def _deconvolution_route(color, plan: _Plan, mode, report, st: Strength, opts: _
                          checked) -> _Outcome:
     """Non-blind deconvolution with the planned kernel (a kernel per cell on a grid); an estimated kernel
     must explain the photo (:func:`_do_no_harm`)."""
+    reg = plan.regularization(st)
     if plan.grid:
         from .spatial import restore_grid
         restored = restore_grid(color, plan.grid["regions"], plan.grid["kernels"],
-                                lambda part, k: _restore(part, k, plan.regularization(st), opts.use_network, report, None),
+                                lambda part, k: _restore(part, k, reg, opts.use_network, report, None),
                                 progress=_scaled_progress(progress, 0.3, 0.55))
     else:
-        restored = _restore(color, plan.psf, plan.regularization(st), opts.use_network, report, progress)
+        restored = _restore(color, plan.psf, reg, opts.use_network, report, progress)
     outcome = _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action)
     if not checked:
         return outcome
@@ -440,20 +441,20 @@ def _deconvolution_route(color, plan: _Plan, mode, report, st: Strength, opts: _
             return outcome
         report["warnings"].append("the shake found does not explain the photo: treated as sharp")
         return _already_sharp_route(color, _ALREADY_SHARP, st)
-    return _do_no_harm(color, outcome, plan.grid, mode, report, st, opts, progress)
+    return _do_no_harm(color, outcome, plan.grid, reg, mode, report, st, opts, progress)
 
 
-def _do_no_harm(color, outcome: _Outcome, grid, mode, report, st: Strength, opts: _Options, progress) -> _Outcome:
+def _do_no_harm(color, outcome: _Outcome, grid, reg: float, mode, report, st: Strength, opts: _Options,
+                progress) -> _Outcome:
     """Keep an estimated kernel only when it explains the photo (:mod:`deblur_core.harm`): a grid whose
-    regions are not all explained gives way to one kernel for the photo, an untrusted kernel to the other
-    candidates (:func:`_other_candidates`)."""
+    regions are not all explained gives way to one kernel for the photo (restored at ``reg``, the plan's
+    regularisation), an untrusted kernel to the other candidates (:func:`_other_candidates`)."""
     psf = outcome.psf
     if grid and not _grid_trusted(color, outcome.restored, grid, report, opts.trust_limit):
         # A region's own kernel does not explain its part of the photo: one kernel for the whole photo,
         # checked like any other below.
         grid = {}
-        outcome.restored = _restore(color, psf, st.regularization * BLIND_KERNEL_REGULARIZATION, opts.use_network,
-                                    report, progress)
+        outcome.restored = _restore(color, psf, reg, opts.use_network, report, progress)
         outcome.action = f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel (one for the whole photo)"
     if grid or psf is None or psf.size <= 1:
         return outcome
@@ -470,11 +471,11 @@ def _other_candidates(color, mode, report, st: Strength, opts: _Options, progres
         first = report["blur_type"]
         shake_first = mode == "shake" or (first == "shake" and mode == "auto")
         tried = [opts.shake_method] if shake_first else []
+        regions = report.get("shake", {}).get("regions")     # a grid tried first stays in the report
         for method in (opts.shake_method, *SHAKE_METHODS):
             if method in tried:
                 continue
             tried.append(method)
-            regions = report.get("shake", {}).get("regions")     # a grid tried first stays in the report
             try:
                 plan = _shake_plan(color, report, replace(opts, shake_regions=1, shake_method=method), progress)
             except ValueError:          # too few edges for a blind estimate: the fallback below

@@ -213,10 +213,11 @@ def _pnp_tile(img, psf, *, noise_sigma, iterations, lam, sigma_start, strength_s
         inp[3] = 0
         denom = KtK + alpha
         for c in range(nc):
+            Z = rfft2(z[c])
             if clipped is not None and clipped[c] is not None and i > 0:
-                filled = np.where(clipped[c], irfft2(K * rfft2(z[c]), shape), observed[c])
+                filled = np.where(clipped[c], irfft2(K * Z, shape), observed[c])
                 KtY[c] = np.conj(K) * rfft2(filled)
-            xc = irfft2((KtY[c] + alpha * rfft2(z[c])) / denom, shape).astype(np.float32, copy=False)
+            xc = irfft2((KtY[c] + alpha * Z) / denom, shape).astype(np.float32, copy=False)
             np.clip(xc, 0, 1, out=xc)
             z[c] = xc
             inp[3] += xc[win] / nc
