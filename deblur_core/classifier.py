@@ -20,6 +20,7 @@ from . import sharpness as sharp
 from .color import validate_image
 from .deconvolution import estimate_noise
 from .kernels import defocus_kernel, gaussian_kernel, motion_kernel
+from .streaks import agreed_streak
 
 __all__ = ["analyze", "BLUR_TYPES", "kernel_for"]
 
@@ -268,6 +269,14 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
         conf = min(float(proba[0]), 1.0 - p_blur) if p_blur > 0.2 else float(proba[0])
     else:
         conf = p_blur * float(blurry_share[BLUR_TYPES.index(kind) - 1])
+    # At night the strongest edges are light trails, sharp across the trail: the edge widths read
+    # "sharp". Several lights drawing one shape are the camera's path itself (streaks.py).
+    trail = agreed_streak(image) if kind in ("sharp", "shake") else None
+    if trail is not None and kind == "sharp":
+        kind = "shake"
+        conf = min(0.9, 0.4 + 0.1 * trail["votes"])
+        warnings.append(f"{trail['votes'] + 1} lights draw the same {trail['size'][0]}x{trail['size'][1]} px trail: "
+                        "the camera moved during the exposure, although the edges alone looked sharp")
     conf = float(np.clip(conf, 0.0, 1.0))
     if not np.isfinite(cues.get("s1_med", np.nan)):
         # no strong edge to measure a width on (a flat or featureless image): nothing is measured
@@ -299,6 +308,12 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
         extent = 6 * params["sigma"]
         if edge <= 0.5:
             status, why = "uncertain", "the edge width is at the measurement's floor"
+    elif kind == "shake" and trail is not None:
+        params = {"extent": float(max(trail["size"])), "trail": trail["size"]}
+        extent = params["extent"]
+        why = (f"camera shake: the extent (px) is the longer side of the trail that {trail['votes'] + 1} lights "
+               "agree on (a lamp's own size included); the kernel itself is measured by the blind estimator "
+               "(deblur --mode shake)")
     elif kind == "shake":
         params = {"extent": round(float(max(4 * edge, raw["motion_length"] if raw["motion_score"] > 10 else 0)), 1)}
         extent = params["extent"]
@@ -332,6 +347,8 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
     if why:
         rep["params_note"] = why
     rep["blur_probability"] = round(p_blur, 3)
+    if trail is not None:
+        rep["light_trails"] = trail
     rep["sharpness"] = {k: (round(float(v), 3) if v is not None and np.isfinite(v) else None)
                         for k, v in cues.items() if k.endswith(("_med", "_max"))}
     return rep
