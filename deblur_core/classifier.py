@@ -247,8 +247,10 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
         image = image[..., :-1]
     h, w = image.shape[:2]
     if min(h, w) < 32:
-        return _report("sharp", {}, 0.0, h, w, estimate_noise(image) if min(h, w) >= 3 else 0.0, 0.0,
-                       "uncertain", ["the image is too small to analyse (under 32 px)"])
+        rep = _report("sharp", {}, 0.0, h, w, estimate_noise(image) if min(h, w) >= 3 else 0.0, 0.0,
+                      "uncertain", ["the image is too small to analyse (under 32 px)"])
+        rep["summary"] = "No diagnosis: the image is too small to analyse (under 32 px)."
+        return rep
     f = features(image, max_side=max_side, with_planes=True)
     raw = f["raw"]
     proba, model_note = classify(f["vector"], f["planes"])
@@ -344,6 +346,7 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
     # params_note; the figures are then a guess, never an estimator's floor passed off as a size) or
     # "none" (sharp).
     rep["params_status"] = status
+    rep["summary"] = plain_summary(kind, params, conf, verdict, measured=status != "uncertain")
     if why:
         rep["params_note"] = why
     rep["blur_probability"] = round(p_blur, 3)
@@ -389,4 +392,35 @@ def _report(kind, params, conf, h, w, noise, edge, verdict, warnings, scores=Non
         "recoverable": verdict in ("recoverable", "uncertain", "sharp"), "verdict": verdict,
         "warnings": warnings, "noise_sigma": round(float(noise), 5), "edge_blur": round(float(edge), 3),
         "size": [int(w), int(h)], "scores": scores or {},
+        "summary": plain_summary(kind, params, conf, verdict),
     }
+
+
+_VERDICT_WORDS = {"sharp": "nothing to restore", "recoverable": "can be restored",
+                  "uncertain": "uncertain, try the specific modes and compare",
+                  "beyond repair": "beyond repair, expect limited benefit"}
+
+
+def plain_summary(kind: str, params: dict, confidence: float, verdict: str, *, measured: bool = True) -> str:
+    """The diagnosis in one sentence a photographer reads: the blur, its size in px of the photo, how sure,
+    and the verdict; e.g. "Camera shake, about 26 px across (70 % sure): can be restored." A size that is
+    not a measurement (``measured`` False, the report's ``params_status`` "uncertain") is called a guess."""
+    p = params or {}
+    if kind == "motion":
+        what = f"Motion blur, {p.get('length', 0):.0f} px long at {p.get('angle', 0):.0f} degrees"
+    elif kind == "defocus":
+        what = f"Out of focus, blur radius {p.get('radius', 0):.1f} px"
+    elif kind == "gaussian":
+        what = f"Soft focus, edges about {p.get('sigma', 0):.1f} px wide (gaussian sigma)"
+    elif kind == "shake" and "trail" in p:
+        what = f"Camera shake, about {p.get('extent', 0):.0f} px across, seen in the light trails"
+    elif kind == "shake":
+        what = f"Camera shake, about {p.get('extent', 0):.0f} px across"
+        if not measured:
+            what = (f"Camera shake; its size is measured when deblurring (Camera Shake), a rough guess "
+                    f"here is {p.get('extent', 0):.0f} px")
+    else:
+        what = "Sharp"
+    if not measured and kind in ("defocus", "gaussian"):
+        what += " (a guess: see the notes)"
+    return f"{what} ({100 * float(confidence):.0f} % sure): {_VERDICT_WORDS.get(verdict, verdict)}."

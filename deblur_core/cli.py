@@ -150,8 +150,7 @@ def cmd_analyze(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        p = ", ".join(f"{k} {v}" for k, v in report["params"].items())
-        print(f"{report['blur_type']} ({p}) confidence {report['confidence']:.2f}: {report['verdict']}")
+        print(report["summary"])
         for w in report["warnings"]:
             print(f"warning: {w}")
     return 0

@@ -100,6 +100,18 @@ def test_clear_motion_is_measured(monkeypatch, coffee):
     r = analyze(blur_linear(coffee, kernels.motion_kernel(20, 40), noise=0.003))
     assert r["blur_type"] == "motion" and r["params_status"] == "measured"
     assert abs(r["params"]["length"] - 20) <= 1.0
+    # in plain words, with its unit (issue 20: "Analyze Blur speaks plainly")
+    assert r["summary"].startswith("Motion blur, %.0f px long at" % r["params"]["length"]), r["summary"]
+    assert "% sure): can be restored." in r["summary"]
+
+
+def test_plain_summary_calls_a_guess_a_guess_and_sharp_sharp():
+    guess = C.plain_summary("shake", {"extent": 4.0}, 0.21, "uncertain", measured=False)
+    assert "rough guess" in guess and "4 px" in guess and "uncertain" in guess
+    assert C.plain_summary("shake", {"extent": 26.0, "trail": [26, 20]}, 0.7, "recoverable") == \
+        "Camera shake, about 26 px across, seen in the light trails (70 % sure): can be restored."
+    assert C.plain_summary("sharp", {}, 0.96, "sharp") == "Sharp (96 % sure): nothing to restore."
+    assert C.plain_summary("defocus", {"radius": 6.0}, 0.8, "beyond repair").startswith("Out of focus, blur radius 6.0 px")
 
 
 def test_confidence_is_low_when_the_cues_disagree(monkeypatch, coffee):
