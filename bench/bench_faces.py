@@ -381,8 +381,11 @@ def _mask_ratios(shape, boxes, people):
     return [float(pm[max(0, y):y + h, max(0, x):x + w].mean()) / rest for x, y, w, h in boxes]
 
 
-PEOPLE_CONFIGS = {"faces only (before)": dict(bodies=False, fine=False),
-                  "faces + fine pass (ours, the default)": dict(bodies=False, fine=True),
+PEOPLE_CONFIGS = {"faces only": dict(bodies=False, fine=False),
+                  "faces + fine pass (before)": dict(bodies=False, fine=True),
+                  "faces + fine + person segmentation in photos with faces (ours, the default)":
+                      dict(bodies="segment", fine=True),
+                  "faces + fine + person segmentation everywhere": dict(bodies="segment-everywhere", fine=True),
                   "faces + fine + HOG bodies everywhere": dict(bodies=True, fine=True),
                   "faces + fine + HOG bodies in photos with faces": dict(bodies="with-faces", fine=True)}
 

@@ -509,20 +509,39 @@ def _covered(body, persons) -> bool:
     return False
 
 
-def detect_people(image: np.ndarray, *, faces=None, bodies=False, fine: bool = True,
+def _person_sized(body, faces, *, score: float = 0.75) -> bool:
+    """A silhouette counts as a person when the network is sure of it and, in a photo with faces, it is as
+    tall as a person with a face of theirs would be (1.5-12 face heights: a head and shoulders to a whole
+    figure): the network, trained on photos that show a person, also outlines walls and furniture."""
+    if body.score < score:
+        return False
+    if not faces:
+        return True
+    fh = float(np.median([f.box[3] for f in faces]))
+    return 1.5 * fh <= body.box[3] <= 12 * fh
+
+
+def segment_bodies(image: np.ndarray, *, max_side: int = 1024) -> list[Face]:
+    """People as silhouettes (:mod:`deblur_core.person_segmenter`, MediaPipe's Selfie Segmentation): a body
+    (``kind == "body"``, box = the region) per person-shaped region, whichever way the person faces."""
+    from .person_segmenter import person_regions
+    return [Face((x, y, w, h), kind="body", score=score) for x, y, w, h, score in
+            person_regions(image, max_side=max_side)]
+
+
+def detect_people(image: np.ndarray, *, faces=None, bodies="segment", fine: bool = True,
                   max_side: int = 1024, info: dict | None = None) -> list[Face]:
     """Every person in a photo: the faces (MTCNN, :func:`detect_faces`) and the people whose face it does
     not find.
 
     * Faces too small at ``max_side`` (a group on a large scan): with ``fine``, photos larger than
       1.4 x ``max_side`` get a second face pass at up to :data:`FINE_SIDE` px, whose new faces are added.
-    * People seen from behind, or too small for any face pass: OpenCV's HOG people detector
-      (:func:`detect_bodies`); a body whose face was found is not counted twice. ``bodies``: True,
-      "with-faces" (only in photos where a face was found) or False (the default). Measured with
-      ``bench_faces.py --parts p``, the HOG detector (trained on upright pedestrians) finds windows,
-      columns and foliage as people (62 false people in 97 photos without people) and, in photos with
-      faces, no person the faces missed (seated people, people seen from behind in snapshots), so it
-      is off until a better body detector ships.
+    * People seen from behind, or whose face is hidden or turned away: ``bodies="segment"`` (the default)
+      adds the person-shaped regions of :func:`segment_bodies` (a person segmentation network) whose
+      face was not found; a body whose face was found is not counted twice. ``bodies=True`` or
+      "with-faces" use OpenCV's HOG people detector instead (:func:`detect_bodies`; it finds windows,
+      columns and foliage as people: 62 false people in 97 photos without people, ``bench_faces.py
+      --parts p``), False the faces alone.
 
     Parameters
     ----------
@@ -552,7 +571,15 @@ def detect_people(image: np.ndarray, *, faces=None, bodies=False, fine: bool = T
             faces = list(faces) + [f for f in more if all(_iou(f.box, g.box) < 0.2 for g in faces)]
     faces = [_as_face(f) for f in faces]
     people = list(faces)
-    if bodies is True or (bodies == "with-faces" and faces):
+    if bodies == "segment-everywhere" or (bodies == "segment" and faces):
+        from .network import ModelError
+        try:
+            found = segment_bodies(image, max_side=max_side)
+        except ModelError as exc:       # a missing or corrupt file: the faces alone, and say so
+            found = []
+            info["warning"] = f"people seen from behind are not found: {exc}"
+        people.extend(b for b in found if not _covered(b.box, faces) and _person_sized(b, faces))
+    elif bodies is True or (bodies == "with-faces" and faces):
         for b in detect_bodies(image):
             if not _covered(b.box, faces):
                 people.append(b)

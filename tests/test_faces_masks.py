@@ -348,3 +348,58 @@ def test_people_mask_draws_bodies():
     pm = masks.people_mask((400, 400), [body])
     assert pm[150, 140] > 0.95 and pm[60, 140] > 0.5 and pm[350, 140] < 0.05 and pm[150, 20] < 0.05
     assert fc.face_mask((400, 400), [body]).max() == 0   # a body has no face to show
+
+
+def _back_of_head(img, face, hair_at):
+    """The face painted over with the hair's colour: a head seen from behind."""
+    out = img.copy()
+    x, y, w, h = face
+    hx, hy, hw, hh = hair_at
+    hair = np.median(img[hy:hy + hh, hx:hx + hw].reshape(-1, img.shape[2]), axis=0)
+    m = np.zeros(img.shape[:2], np.float32)
+    cv2.ellipse(m, (x + w // 2, y + h // 2), (int(w * 0.6), int(h * 0.62)), 0, 0, 360, 1.0, -1)
+    m = cv2.GaussianBlur(m, (0, 0), 3)[..., None]
+    return out * (1 - m) + hair * m
+
+
+def test_people_mask_finds_a_person_seen_from_behind_beside_one_facing(astronaut):
+    """Issue 21: a two-person snapshot, one person's face hidden. The face detector finds one; the person
+    segmentation network finds the other; each is at least 2x stronger in the people mask than the rest."""
+    cam = np.repeat((skimage.data.camera().astype(np.float32) / 255)[..., None], 3, axis=2)
+    back = _back_of_head(cam, CAMERA_FACE, (200, 72, 60, 20))
+    canvas = np.full((600, 1100, 3), 0.55, np.float32)
+    canvas[44:556, 20:532] = astronaut
+    canvas[44:556, 580:1092] = back
+    people = fc.detect_people(canvas, fine=False)
+    assert [p.kind for p in people].count("body") >= 1, people
+    bodies = [p for p in people if p.kind == "body"]
+    assert any(580 <= p.box[0] + p.box[2] / 2 <= 1092 for p in bodies)       # the cameraman, from behind
+    pm = masks.people_mask(canvas.shape, people)
+    rest = np.ones(pm.shape, bool)
+    rest[44:556, 20:1092] = False
+    for y0, x0 in ((100, 120), (150, 600)):      # a patch on each person's upper body
+        assert pm[y0:y0 + 150, x0:x0 + 200].mean() >= 2 * max(pm[rest].mean(), 1e-3)
+
+
+def test_person_segmentation_only_where_a_face_was_found():
+    """The network outlines something in any photo; without a face found nothing is taken from it."""
+    rng = np.random.default_rng(2)
+    scene = np.clip(cv2.resize(rng.uniform(0.2, 0.8, (12, 18, 3)).astype(np.float32), (900, 600),
+                               interpolation=cv2.INTER_CUBIC), 0, 1)
+    assert fc.detect_people(scene, fine=False) == []
+
+
+def test_missing_person_segmentation_file_keeps_the_faces(astronaut, tmp_path, monkeypatch):
+    """No silent failure: without the network file the faces are still people, and the report says why."""
+    import shutil
+    from deblur_core import person_segmenter
+    from deblur_core.network import models_dir
+    for f in models_dir().glob("mtcnn-*"):
+        shutil.copy(f, tmp_path / f.name)
+    monkeypatch.setenv("AI_DEBLUR_MODELS", str(tmp_path))
+    person_segmenter._cache.clear()
+    info = {}
+    people = fc.detect_people(astronaut, fine=False, info=info)
+    person_segmenter._cache.clear()
+    assert [p.kind for p in people] == ["frontal"]
+    assert "selfie-seg-v1.onnx" in info["warning"] and "missing" in info["warning"]

@@ -1,0 +1,128 @@
+"""People as silhouettes: MediaPipe's Selfie Segmentation network (landscape, 144 x 256) in onnxruntime.
+
+The face detector finds people by their faces; a person seen from behind, or with the face turned away
+or hidden, has none. This network labels every pixel with the probability that it belongs to a person,
+whatever way the person faces (Google, "MediaPipe Selfie Segmentation", a MobileNetV3-small encoder with
+a light decoder; Apache-2.0). The weights ship in the ``mediapipe`` 0.10.14 wheel on PyPI, converted to
+ONNX by ``training/export_selfie.py`` (checked against MediaPipe's own runtime: largest difference
+6e-5) and shipped in ``models/`` (``models/selfie-seg-v1.md``: source, licence, checksum). Nothing is
+downloaded.
+
+The photo is squashed to 256 x 144 as MediaPipe does (its pipeline does not keep the aspect ratio), and
+large photos are also seen as overlapping crops, where a small person is large enough for the network.
+"""
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+from .network import ModelError, file_sha256, models_dir
+
+__all__ = ["SEGMENTER_FILE", "load_segmenter", "person_probability", "person_regions"]
+
+SEGMENTER_FILE = ("selfie-seg-v1.onnx", "c08051d9903b3a09c04be2b0831e7a2960ee1334e998942cbe2f4dd80cc91fa4")
+INPUT_W, INPUT_H = 256, 144
+
+_cache: dict = {}
+_lock = threading.Lock()
+
+
+def load_segmenter(*, verify: bool = True):
+    """The onnxruntime session (cached). Raises :class:`network.ModelError` when the file is missing, not
+    the shipped version (sha256) or cannot be opened."""
+    path = models_dir() / SEGMENTER_FILE[0]
+    with _lock:
+        if str(path) in _cache:
+            return _cache[str(path)]
+        if not path.is_file():
+            raise ModelError(f"person segmentation file {path} is missing: reinstall the plug-in "
+                             "(the ONNX files ship in models/)")
+        if verify:
+            got = file_sha256(path)
+            if got != SEGMENTER_FILE[1]:
+                raise ModelError(f"person segmentation file {path} is corrupt or not the shipped version "
+                                 f"(sha256 {got[:12]}..., expected {SEGMENTER_FILE[1][:12]}...): reinstall the plug-in")
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1      # 144 x 256: threads cost more than they give
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        try:
+            sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"onnxruntime cannot open {path}: {exc}") from exc
+        _cache[str(path)] = sess
+        return sess
+
+
+def _rgb_unit(image: np.ndarray) -> np.ndarray:
+    """RGB float32 in [0, 1] (gray repeated, alpha dropped, 8/16-bit scaled)."""
+    img = np.asarray(image)
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255
+    elif img.dtype == np.uint16:
+        img = img.astype(np.float32) / 65535
+    img = img.astype(np.float32, copy=False)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[2] in (2, 4):
+        img = img[..., :-1]
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.clip(img, 0, 1)
+
+
+def _run(sess, rgb: np.ndarray) -> np.ndarray:
+    x = cv2.resize(rgb, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
+    return sess.run(None, {"image": np.ascontiguousarray(x[None], np.float32)})[0][0, 0]
+
+
+def person_probability(image: np.ndarray, *, max_side: int = 1024, crops: bool = True) -> np.ndarray:
+    """Per-pixel probability (h, w) float32 in [0, 1] that a pixel shows a person, at the photo scaled to at
+    most ``max_side`` px (the same aspect as the photo).
+
+    Parameters
+    ----------
+    image : ndarray (H, W) or (H, W, C), float [0, 1] sRGB-encoded, or uint8 / uint16.
+    crops : bool
+        Also look at overlapping crops of half the photo's size (3 x 3, the photo's aspect), where people
+        are twice as large for the network; the map is the larger of the whole photo's and the crops'.
+    """
+    sess = load_segmenter()
+    rgb = _rgb_unit(image)
+    H, W = rgb.shape[:2]
+    s = min(1.0, max_side / max(H, W))
+    h, w = max(1, round(H * s)), max(1, round(W * s))
+    if s < 1:
+        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    prob = cv2.resize(_run(sess, rgb), (w, h), interpolation=cv2.INTER_LINEAR)
+    if crops and min(h, w) >= 2 * 96:
+        ch, cw = h // 2, w // 2
+        for y0 in (0, (h - ch) // 2, h - ch):
+            for x0 in (0, (w - cw) // 2, w - cw):
+                part = cv2.resize(_run(sess, rgb[y0:y0 + ch, x0:x0 + cw]), (cw, ch), interpolation=cv2.INTER_LINEAR)
+                prob[y0:y0 + ch, x0:x0 + cw] = np.maximum(prob[y0:y0 + ch, x0:x0 + cw], part)
+    return np.clip(prob, 0, 1).astype(np.float32)
+
+
+def person_regions(image: np.ndarray, *, threshold: float = 0.5, min_area: float = 0.004, max_side: int = 1024,
+                   crops: bool = True) -> list[tuple]:
+    """Boxes of the person-shaped regions: connected parts of :func:`person_probability` above ``threshold``
+    covering at least ``min_area`` of the photo. Returns [(x, y, w, h, score), ...] in px of ``image``,
+    score = the region's mean probability, largest region first."""
+    H, W = np.asarray(image).shape[:2]
+    prob = person_probability(image, max_side=max_side, crops=crops)
+    h, w = prob.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((prob >= threshold).astype(np.uint8), connectivity=8)
+    fy, fx = H / h, W / w
+    out = []
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if area < min_area * h * w:
+            continue
+        score = float(prob[labels == i].mean())
+        out.append((round(x * fx), round(y * fy), round(bw * fx), round(bh * fy), score, area))
+    out.sort(key=lambda r: -r[5])
+    return [r[:5] for r in out]
