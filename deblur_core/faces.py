@@ -521,12 +521,19 @@ def _person_sized(body, faces, *, score: float = 0.75) -> bool:
     return 1.5 * fh <= body.box[3] <= 12 * fh
 
 
-def segment_bodies(image: np.ndarray, *, max_side: int = 1024) -> list[Face]:
+def segment_bodies(image: np.ndarray, *, max_side: int = 1024, agreed: bool = False) -> list[Face]:
     """People as silhouettes (:mod:`deblur_core.person_segmenter`, MediaPipe's Selfie Segmentation): a body
-    (``kind == "body"``, box = the region) per person-shaped region, whichever way the person faces."""
-    from .person_segmenter import person_regions
-    return [Face((x, y, w, h), kind="body", score=score) for x, y, w, h, score in
-            person_regions(image, max_side=max_side)]
+    (``kind == "body"``, box = the region) per person-shaped region, whichever way the person faces.
+    ``agreed``: the whole photo only, and only where the network's two variants agree (else none)."""
+    from .person_segmenter import agreed_probability, person_regions
+    if agreed:
+        prob = agreed_probability(image, max_side=max_side)
+        if prob is None:
+            return []
+        found = person_regions(image, prob=prob)
+    else:
+        found = person_regions(image, max_side=max_side)
+    return [Face((x, y, w, h), kind="body", score=score) for x, y, w, h, score in found]
 
 
 def detect_people(image: np.ndarray, *, faces=None, bodies="segment", fine: bool = True,
@@ -538,7 +545,8 @@ def detect_people(image: np.ndarray, *, faces=None, bodies="segment", fine: bool
       1.4 x ``max_side`` get a second face pass at up to :data:`FINE_SIDE` px, whose new faces are added.
     * People seen from behind, or whose face is hidden or turned away: ``bodies="segment"`` (the default)
       adds the person-shaped regions of :func:`segment_bodies` (a person segmentation network) whose
-      face was not found; a body whose face was found is not counted twice. ``bodies=True`` or
+      face was not found; a body whose face was found is not counted twice. In a photo without a found
+      face only the regions the network's two variants agree on count ("segment-everywhere": all). ``bodies=True`` or
       "with-faces" use OpenCV's HOG people detector instead (:func:`detect_bodies`; it finds windows,
       columns and foliage as people: 62 false people in 97 photos without people, ``bench_faces.py
       --parts p``), False the faces alone.
@@ -571,10 +579,13 @@ def detect_people(image: np.ndarray, *, faces=None, bodies="segment", fine: bool
             faces = list(faces) + [f for f in more if all(_iou(f.box, g.box) < 0.2 for g in faces)]
     faces = [_as_face(f) for f in faces]
     people = list(faces)
-    if bodies == "segment-everywhere" or (bodies == "segment" and faces):
+    if bodies in ("segment", "segment-everywhere"):
         from .network import ModelError
         try:
-            found = segment_bodies(image, max_side=max_side)
+            # without a face found, only silhouettes the network's two variants agree on (photos without
+            # people get outlines too, mostly different ones)
+            agreed = bodies == "segment" and not faces
+            found = segment_bodies(image, max_side=max_side, agreed=agreed)
         except ModelError as exc:       # a missing or corrupt file: the faces alone, and say so
             found = []
             info["warning"] = f"people seen from behind are not found: {exc}"

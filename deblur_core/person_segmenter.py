@@ -10,6 +10,8 @@ downloaded.
 
 The photo is squashed to 256 x 144 as MediaPipe does (its pipeline does not keep the aspect ratio), and
 large photos are also seen as overlapping crops, where a small person is large enough for the network.
+The network outlines something in any photo, person or not; in a photo without a found face only what
+its square variant (``models/selfie-seg-square-v1.onnx``) marks too counts (:func:`agreed_probability`).
 """
 from __future__ import annotations
 
@@ -20,19 +22,22 @@ import numpy as np
 
 from .network import ModelError, file_sha256, models_dir
 
-__all__ = ["SEGMENTER_FILE", "load_segmenter", "person_probability", "person_regions"]
+__all__ = ["SEGMENTER_FILE", "SECOND_FILE", "load_segmenter", "person_probability", "agreed_probability",
+           "person_regions"]
 
 SEGMENTER_FILE = ("selfie-seg-v1.onnx", "c08051d9903b3a09c04be2b0831e7a2960ee1334e998942cbe2f4dd80cc91fa4")
-INPUT_W, INPUT_H = 256, 144
+# the same network's square variant (256 x 256): the second opinion in photos without a face
+SECOND_FILE = ("selfie-seg-square-v1.onnx", "b61a1cc74191fef06adf7dbf73c4ee7d7d7528237216f82511358c992363eaa9")
+AGREEMENT = 0.9     # IoU of the two variants' person masks: clear people 0.94-0.98, false outlines <= 0.8
 
 _cache: dict = {}
 _lock = threading.Lock()
 
 
-def load_segmenter(*, verify: bool = True):
-    """The onnxruntime session (cached). Raises :class:`network.ModelError` when the file is missing, not
-    the shipped version (sha256) or cannot be opened."""
-    path = models_dir() / SEGMENTER_FILE[0]
+def load_segmenter(*, verify: bool = True, spec: tuple = SEGMENTER_FILE):
+    """The onnxruntime session of ``spec`` (file, sha256; cached). Raises :class:`network.ModelError` when
+    the file is missing, not the shipped version (sha256) or cannot be opened."""
+    path = models_dir() / spec[0]
     with _lock:
         if str(path) in _cache:
             return _cache[str(path)]
@@ -41,9 +46,9 @@ def load_segmenter(*, verify: bool = True):
                              "(the ONNX files ship in models/)")
         if verify:
             got = file_sha256(path)
-            if got != SEGMENTER_FILE[1]:
+            if got != spec[1]:
                 raise ModelError(f"person segmentation file {path} is corrupt or not the shipped version "
-                                 f"(sha256 {got[:12]}..., expected {SEGMENTER_FILE[1][:12]}...): reinstall the plug-in")
+                                 f"(sha256 {got[:12]}..., expected {spec[1][:12]}...): reinstall the plug-in")
         import onnxruntime as ort
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1      # 144 x 256: threads cost more than they give
@@ -75,7 +80,9 @@ def _rgb_unit(image: np.ndarray) -> np.ndarray:
 
 
 def _run(sess, rgb: np.ndarray) -> np.ndarray:
-    x = cv2.resize(rgb, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
+    """The network's person probability for ``rgb`` squashed to its input size (as MediaPipe does)."""
+    _, h, w, _ = sess.get_inputs()[0].shape
+    x = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
     return sess.run(None, {"image": np.ascontiguousarray(x[None], np.float32)})[0][0, 0]
 
 
@@ -107,13 +114,33 @@ def person_probability(image: np.ndarray, *, max_side: int = 1024, crops: bool =
     return np.clip(prob, 0, 1).astype(np.float32)
 
 
+def agreed_probability(image: np.ndarray, *, max_side: int = 1024, agreement: float = AGREEMENT) -> np.ndarray | None:
+    """The person probability of the whole photo where both variants of the network (landscape and square)
+    mark the same people, or None when their person masks (> 0.5) overlap by less than ``agreement``
+    (intersection over union) or are empty. Shown a photo without a person, each variant outlines
+    something, mostly not the same thing (``models/selfie-seg-v1.md``)."""
+    rgb = _rgb_unit(image)
+    H, W = rgb.shape[:2]
+    s = min(1.0, max_side / max(H, W))
+    h, w = max(1, round(H * s)), max(1, round(W * s))
+    if s < 1:
+        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    a = cv2.resize(_run(load_segmenter(), rgb), (w, h), interpolation=cv2.INTER_LINEAR)
+    b = cv2.resize(_run(load_segmenter(spec=SECOND_FILE), rgb), (w, h), interpolation=cv2.INTER_LINEAR)
+    union = int(((a > 0.5) | (b > 0.5)).sum())
+    if union == 0 or ((a > 0.5) & (b > 0.5)).sum() < agreement * union:
+        return None
+    return np.minimum(a, b).astype(np.float32)
+
+
 def person_regions(image: np.ndarray, *, threshold: float = 0.5, min_area: float = 0.004, max_side: int = 1024,
-                   crops: bool = True) -> list[tuple]:
-    """Boxes of the person-shaped regions: connected parts of :func:`person_probability` above ``threshold``
-    covering at least ``min_area`` of the photo. Returns [(x, y, w, h, score), ...] in px of ``image``,
-    score = the region's mean probability, largest region first."""
+                   crops: bool = True, prob: np.ndarray | None = None) -> list[tuple]:
+    """Boxes of the person-shaped regions: connected parts of :func:`person_probability` (or ``prob``, a map
+    of the photo at any scale) above ``threshold`` covering at least ``min_area`` of the photo. Returns
+    [(x, y, w, h, score), ...] in px of ``image``, score = the region's mean probability, largest first."""
     H, W = np.asarray(image).shape[:2]
-    prob = person_probability(image, max_side=max_side, crops=crops)
+    if prob is None:
+        prob = person_probability(image, max_side=max_side, crops=crops)
     h, w = prob.shape
     n, labels, stats, _ = cv2.connectedComponentsWithStats((prob >= threshold).astype(np.uint8), connectivity=8)
     fy, fx = H / h, W / w

@@ -381,8 +381,18 @@ def test_people_mask_finds_a_person_seen_from_behind_beside_one_facing(astronaut
         assert pm[y0:y0 + 150, x0:x0 + 200].mean() >= 2 * max(pm[rest].mean(), 1e-3)
 
 
-def test_person_segmentation_only_where_a_face_was_found():
-    """The network outlines something in any photo; without a face found nothing is taken from it."""
+def test_lone_person_seen_from_behind_is_found_when_both_network_variants_agree():
+    cam = np.repeat((skimage.data.camera().astype(np.float32) / 255)[..., None], 3, axis=2)
+    back = _back_of_head(cam, CAMERA_FACE, (200, 72, 60, 20))
+    people = fc.detect_people(back, fine=False)
+    assert [p.kind for p in people] == ["body"], people
+    x, y, w, h = people[0].box
+    assert x < CAMERA_FACE[0] + CAMERA_FACE[2] / 2 < x + w and y <= CAMERA_FACE[1] + CAMERA_FACE[3]
+
+
+def test_person_segmentation_without_a_face_needs_both_variants():
+    """The network outlines something in any photo; without a face found, only what its two variants agree
+    on counts, and on a scene without people they do not agree."""
     rng = np.random.default_rng(2)
     scene = np.clip(cv2.resize(rng.uniform(0.2, 0.8, (12, 18, 3)).astype(np.float32), (900, 600),
                                interpolation=cv2.INTER_CUBIC), 0, 1)

@@ -15,8 +15,9 @@ HARD_SWISH, LOGISTIC, ADD, MUL, MEAN and AVERAGE_POOL_2D (global pooling), RESIZ
 ``Convolution2DTransposeBias`` (a transposed convolution plus bias, options: padding, stride w, h).
 No operator is left out; an unknown one stops the export.
 
-ONNX file: input ``image`` float32 1 x 144 x 256 x 3 (NHWC as the original; RGB in [0, 1]), output
-``person`` float32 1 x 1 x 144 x 256, the probability that a pixel belongs to a person. With
+ONNX file: input ``image`` float32 1 x 144 x 256 x 3 (the square variant: 256 x 256; NHWC as the
+original; RGB in [0, 1]), output ``person`` float32 1 x 1 x 144 x 256 (256 x 256), the probability that a
+pixel belongs to a person. With
 ``--check-with-mediapipe`` the output is compared with MediaPipe's own runtime on test images
 (the mediapipe 0.10.14 package must be importable; a separate virtual environment will do).
 """
@@ -180,13 +181,17 @@ def convert(tflite_path: str, onnx_path: str) -> None:
     onnx.save(m, onnx_path)
 
 
-def _check_with_mediapipe(onnx_path: str, images) -> float:
-    """Largest difference between this file's output and MediaPipe's runtime on 256 x 144 RGB images."""
+def _check_with_mediapipe(onnx_path: str, paths) -> float:
+    """Largest difference between this file's output and MediaPipe's runtime (the same variant) on photos
+    resized to the network's input size."""
+    import cv2
     import mediapipe as mp
     import onnxruntime as ort
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    _, h, w, _ = sess.get_inputs()[0].shape
+    images = [cv2.resize(cv2.imread(p)[..., ::-1], (w, h), interpolation=cv2.INTER_AREA).copy() for p in paths]
     worst = 0.0
-    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1) as seg:
+    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=int(w != h)) as seg:
         for img in images:
             ref = seg.process(img).segmentation_mask
             ours = sess.run(None, {"image": (img.astype(np.float32) / 255)[None]})[0][0, 0]
@@ -199,17 +204,15 @@ def main(argv=None) -> int:
     ap.add_argument("--tflite", default=DEFAULT_TFLITE)
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "selfie-seg-v1.onnx"))
     ap.add_argument("--check-with-mediapipe", nargs="*", metavar="IMAGE",
-                    help="compare with MediaPipe's runtime on these images (resized to 256 x 144)")
+                    help="compare with MediaPipe's runtime on these photos (resized to the input size)")
     a = ap.parse_args(argv)
     convert(a.tflite, a.out)
     sys.path.insert(0, ROOT)
     from deblur_core.network import file_sha256
     print(f"wrote {a.out} ({os.path.getsize(a.out)} bytes), sha256 {file_sha256(a.out)}")
     if a.check_with_mediapipe is not None:
-        import cv2
-        imgs = [cv2.resize(cv2.imread(p)[..., ::-1], (256, 144), interpolation=cv2.INTER_AREA).copy()
-                for p in a.check_with_mediapipe]
-        print(f"largest difference from MediaPipe's runtime on {len(imgs)} images: {_check_with_mediapipe(a.out, imgs):.2e}")
+        worst = _check_with_mediapipe(a.out, a.check_with_mediapipe)
+        print(f"largest difference from MediaPipe's runtime on {len(a.check_with_mediapipe)} photos: {worst:.2e}")
     return 0
 
 
