@@ -63,6 +63,7 @@ class Face:
     mouth: Box | None = None
     eyes_estimated: bool = False               # True: eye positions from face geometry, not detected
     mouth_estimated: bool = False
+    silhouette: np.ndarray | None = field(default=None, repr=False)  # a body's person probability over its box
 
     def to_dict(self) -> dict:
         """JSON-serialisable form (for reports)."""
@@ -530,10 +531,10 @@ def segment_bodies(image: np.ndarray, *, max_side: int = 1024, agreed: bool = Fa
         prob = agreed_probability(image, max_side=max_side)
         if prob is None:
             return []
-        found = person_regions(image, prob=prob)
+        found = person_regions(image, prob=prob, with_shapes=True)
     else:
-        found = person_regions(image, max_side=max_side)
-    return [Face((x, y, w, h), kind="body", score=score) for x, y, w, h, score in found]
+        found = person_regions(image, max_side=max_side, with_shapes=True)
+    return [Face((x, y, w, h), kind="body", score=score, silhouette=shape) for x, y, w, h, score, shape in found]
 
 
 def detect_people(image: np.ndarray, *, faces=None, bodies="segment", fine: bool = True,

@@ -136,8 +136,9 @@ def people_mask(shape, faces, *, body: bool = True, max_side: int = 1024) -> np.
     the face's centre) and, with ``body``, the torso below them (2.6 face widths wide, down to about 5
     face heights under the face), all at 1. The proportions are an adult's seen from the front; a turned
     head moves the shoulders a little towards the side it faces. A person found by the silhouette
-    (``kind == "body"``: seen from behind, or too small for the face detector) is an ellipse filling
-    the box, with the head's width at its top. Edges are feathered by a gaussian of a quarter of the
+    (``kind == "body"``: seen from behind, or too small for the face detector) is its own outline when the
+    person segmentation found it (``silhouette``), else an ellipse filling the box, with the head's width
+    at its top. Edges are feathered by a gaussian of a quarter of the
     face width (a tenth of a body's width), so the edge of the mask does not show as a line.
     """
     H, W = int(shape[0]), int(shape[1])
@@ -153,9 +154,18 @@ def people_mask(shape, faces, *, body: bool = True, max_side: int = 1024) -> np.
     def e(c, ax):
         return ((round(c[0] * 16), round(c[1] * 16)), (max(16, round(ax[0] * 16)), max(16, round(ax[1] * 16))))
 
-    for (x, y, bw, bh), kind in boxes:
+    shapes = [getattr(f, "silhouette", None) for f in faces or []]
+    for ((x, y, bw, bh), kind), shape in zip(boxes, shapes):
         x, y, bw, bh = x * s, y * s, max(bw * s, 1.0), max(bh * s, 1.0)
         cx, cy = x + bw / 2, y + bh / 2
+        if kind == "body" and shape is not None:      # the person's own outline (person segmentation)
+            widths.append(bw / 2.5)
+            x0, y0 = max(0, round(x)), max(0, round(y))
+            x1, y1 = min(w, round(x + bw)), min(h, round(y + bh))
+            if x1 > x0 and y1 > y0:
+                part = cv2.resize(np.asarray(shape, np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+                m[y0:y1, x0:x1] = np.maximum(m[y0:y1, x0:x1], np.clip(part, 0, 1))
+            continue
         if kind == "body":
             widths.append(bw / 2.5)     # a body box is about 2.5 head widths wide
             head = 0.4 * bw             # the head: a circle at the top, the rest an ellipse below

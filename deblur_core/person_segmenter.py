@@ -134,10 +134,11 @@ def agreed_probability(image: np.ndarray, *, max_side: int = 1024, agreement: fl
 
 
 def person_regions(image: np.ndarray, *, threshold: float = 0.5, min_area: float = 0.004, max_side: int = 1024,
-                   crops: bool = True, prob: np.ndarray | None = None) -> list[tuple]:
+                   crops: bool = True, prob: np.ndarray | None = None, with_shapes: bool = False) -> list[tuple]:
     """Boxes of the person-shaped regions: connected parts of :func:`person_probability` (or ``prob``, a map
     of the photo at any scale) above ``threshold`` covering at least ``min_area`` of the photo. Returns
-    [(x, y, w, h, score), ...] in px of ``image``, score = the region's mean probability, largest first."""
+    [(x, y, w, h, score), ...] in px of ``image``, score = the region's mean probability, largest first;
+    ``with_shapes`` adds the silhouette (the probability map over the box, at the map's scale)."""
     H, W = np.asarray(image).shape[:2]
     if prob is None:
         prob = person_probability(image, max_side=max_side, crops=crops)
@@ -149,7 +150,10 @@ def person_regions(image: np.ndarray, *, threshold: float = 0.5, min_area: float
         x, y, bw, bh, area = (int(v) for v in stats[i])
         if area < min_area * h * w:
             continue
-        score = float(prob[labels == i].mean())
-        out.append((round(x * fx), round(y * fy), round(bw * fx), round(bh * fy), score, area))
+        inside = labels[y:y + bh, x:x + bw] == i
+        score = float(prob[y:y + bh, x:x + bw][inside].mean())
+        # the silhouette: the probability inside the region's box, other regions cut out
+        shape = np.where(inside | (labels[y:y + bh, x:x + bw] == 0), prob[y:y + bh, x:x + bw], 0.0)
+        out.append((round(x * fx), round(y * fy), round(bw * fx), round(bh * fy), score, area, shape.astype(np.float32)))
     out.sort(key=lambda r: -r[5])
-    return [r[:5] for r in out]
+    return [r[:5] + r[6:] if with_shapes else r[:5] for r in out]
