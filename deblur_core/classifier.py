@@ -392,7 +392,6 @@ def _report(kind, params, conf, h, w, noise, edge, verdict, warnings, scores=Non
         "recoverable": verdict in ("recoverable", "uncertain", "sharp"), "verdict": verdict,
         "warnings": warnings, "noise_sigma": round(float(noise), 5), "edge_blur": round(float(edge), 3),
         "size": [int(w), int(h)], "scores": scores or {},
-        "summary": plain_summary(kind, params, conf, verdict),
     }
 
 

@@ -547,10 +547,10 @@ def detect_people(image: np.ndarray, *, faces=None, bodies="segment", fine: bool
     * People seen from behind, or whose face is hidden or turned away: ``bodies="segment"`` (the default)
       adds the person-shaped regions of :func:`segment_bodies` (a person segmentation network) whose
       face was not found; a body whose face was found is not counted twice. In a photo without a found
-      face only the regions the network's two variants agree on count ("segment-everywhere": all). ``bodies=True`` or
-      "with-faces" use OpenCV's HOG people detector instead (:func:`detect_bodies`; it finds windows,
-      columns and foliage as people: 62 false people in 97 photos without people, ``bench_faces.py
-      --parts p``), False the faces alone.
+      face only the regions the network's two variants agree on count ("segment-everywhere": all).
+      ``bodies=True`` or "with-faces" use OpenCV's HOG people detector instead (:func:`detect_bodies`;
+      it finds windows, columns and foliage as people: 62 false people in 97 photos without people,
+      ``bench_faces.py --parts p``), False the faces alone.
 
     Parameters
     ----------

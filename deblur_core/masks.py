@@ -158,16 +158,15 @@ def people_mask(shape, faces, *, body: bool = True, max_side: int = 1024) -> np.
     for ((x, y, bw, bh), kind), shape in zip(boxes, shapes):
         x, y, bw, bh = x * s, y * s, max(bw * s, 1.0), max(bh * s, 1.0)
         cx, cy = x + bw / 2, y + bh / 2
-        if kind == "body" and shape is not None:      # the person's own outline (person segmentation)
-            widths.append(bw / 2.5)
-            x0, y0 = max(0, round(x)), max(0, round(y))
-            x1, y1 = min(w, round(x + bw)), min(h, round(y + bh))
-            if x1 > x0 and y1 > y0:
-                part = cv2.resize(np.asarray(shape, np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-                m[y0:y1, x0:x1] = np.maximum(m[y0:y1, x0:x1], np.clip(part, 0, 1))
-            continue
         if kind == "body":
             widths.append(bw / 2.5)     # a body box is about 2.5 head widths wide
+            if shape is not None:       # the person's own outline (person segmentation)
+                x0, y0 = max(0, round(x)), max(0, round(y))
+                x1, y1 = min(w, round(x + bw)), min(h, round(y + bh))
+                if x1 > x0 and y1 > y0:
+                    part = cv2.resize(np.asarray(shape, np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+                    m[y0:y1, x0:x1] = np.maximum(m[y0:y1, x0:x1], np.clip(part, 0, 1))
+                continue
             head = 0.4 * bw             # the head: a circle at the top, the rest an ellipse below
             cv2.ellipse(m, *e((cx, y + 0.55 * head), (0.5 * head, 0.6 * head)), 0, 0, 360, 1.0, -1, cv2.LINE_AA, 4)
             cv2.ellipse(m, *e((cx, y + head + 0.5 * (bh - head)), (0.5 * bw, 0.5 * (bh - head) + 0.1 * head)),

@@ -20,6 +20,7 @@ import threading
 import cv2
 import numpy as np
 
+from .color import to_float
 from .network import ModelError, file_sha256, models_dir
 
 __all__ = ["SEGMENTER_FILE", "SECOND_FILE", "load_segmenter", "person_probability", "agreed_probability",
@@ -62,21 +63,22 @@ def load_segmenter(*, verify: bool = True, spec: tuple = SEGMENTER_FILE):
         return sess
 
 
-def _rgb_unit(image: np.ndarray) -> np.ndarray:
-    """RGB float32 in [0, 1] (gray repeated, alpha dropped, 8/16-bit scaled)."""
-    img = np.asarray(image)
-    if img.dtype == np.uint8:
-        img = img.astype(np.float32) / 255
-    elif img.dtype == np.uint16:
-        img = img.astype(np.float32) / 65535
-    img = img.astype(np.float32, copy=False)
+def _working_rgb(image: np.ndarray, max_side: int) -> np.ndarray:
+    """RGB float32 in [0, 1] (8/16-bit scaled by :func:`color.to_float`, gray repeated, alpha dropped), at
+    most ``max_side`` px on the long side (area filter), the photo's aspect kept."""
+    img = to_float(image)
     if img.ndim == 2:
         img = img[..., None]
     if img.shape[2] in (2, 4):
         img = img[..., :-1]
     if img.shape[2] == 1:
         img = np.repeat(img, 3, axis=2)
-    return np.clip(img, 0, 1)
+    img = np.clip(img, 0, 1)
+    H, W = img.shape[:2]
+    s = min(1.0, max_side / max(H, W))
+    if s < 1:
+        img = cv2.resize(img, (max(1, round(W * s)), max(1, round(H * s))), interpolation=cv2.INTER_AREA)
+    return img
 
 
 def _run(sess, rgb: np.ndarray) -> np.ndarray:
@@ -98,12 +100,8 @@ def person_probability(image: np.ndarray, *, max_side: int = 1024, crops: bool =
         are twice as large for the network; the map is the larger of the whole photo's and the crops'.
     """
     sess = load_segmenter()
-    rgb = _rgb_unit(image)
-    H, W = rgb.shape[:2]
-    s = min(1.0, max_side / max(H, W))
-    h, w = max(1, round(H * s)), max(1, round(W * s))
-    if s < 1:
-        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    rgb = _working_rgb(image, max_side)
+    h, w = rgb.shape[:2]
     prob = cv2.resize(_run(sess, rgb), (w, h), interpolation=cv2.INTER_LINEAR)
     if crops and min(h, w) >= 2 * 96:
         ch, cw = h // 2, w // 2
@@ -119,12 +117,8 @@ def agreed_probability(image: np.ndarray, *, max_side: int = 1024, agreement: fl
     mark the same people, or None when their person masks (> 0.5) overlap by less than ``agreement``
     (intersection over union) or are empty. Shown a photo without a person, each variant outlines
     something, mostly not the same thing (``models/selfie-seg-v1.md``)."""
-    rgb = _rgb_unit(image)
-    H, W = rgb.shape[:2]
-    s = min(1.0, max_side / max(H, W))
-    h, w = max(1, round(H * s)), max(1, round(W * s))
-    if s < 1:
-        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    rgb = _working_rgb(image, max_side)
+    h, w = rgb.shape[:2]
     a = cv2.resize(_run(load_segmenter(), rgb), (w, h), interpolation=cv2.INTER_LINEAR)
     b = cv2.resize(_run(load_segmenter(spec=SECOND_FILE), rgb), (w, h), interpolation=cv2.INTER_LINEAR)
     union = int(((a > 0.5) | (b > 0.5)).sum())

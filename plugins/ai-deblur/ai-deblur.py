@@ -510,19 +510,19 @@ def _summary(report):
         return ("%.3g" % val) if isinstance(val, float) else str(val)
 
     lines = []
-    btype = report.get("blur_type")
     if report.get("summary"):      # the engine's plain sentence: blur, size in px, how sure, verdict
         lines.append(str(report["summary"]))
-        btype = None
-    if btype:
-        conf = report.get("confidence")
-        lines.append(_("Blur: %s") % btype
-                     + (_(" (confidence %.0f%%)") % (100 * conf) if isinstance(conf, (int, float)) else ""))
-    params = report.get("params")
-    if btype and isinstance(params, dict) and params:
-        lines.append(_("Parameters: ") + ", ".join("%s %s" % (k, fmt(v)) for k, v in params.items()))
-    if btype and report.get("verdict"):
-        lines.append(_("Verdict: %s") % report["verdict"])
+    else:
+        btype = report.get("blur_type")
+        if btype:
+            conf = report.get("confidence")
+            lines.append(_("Blur: %s") % btype
+                         + (_(" (confidence %.0f%%)") % (100 * conf) if isinstance(conf, (int, float)) else ""))
+        params = report.get("params")
+        if isinstance(params, dict) and params:
+            lines.append(_("Parameters: ") + ", ".join("%s %s" % (k, fmt(v)) for k, v in params.items()))
+        if report.get("verdict"):
+            lines.append(_("Verdict: %s") % report["verdict"])
     if isinstance(report.get("noise_sigma"), (int, float)):
         lines.append(_("Noise: %.3g") % report["noise_sigma"])
     for key in ("warnings", "advice", "message"):
