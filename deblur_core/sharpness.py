@@ -21,7 +21,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["sharpness_cues", "blur_probability", "THRESHOLD"]
+__all__ = ["sharpness_cues", "model_inputs", "blur_probability", "THRESHOLD"]
 
 SCALES = (1.0, 0.5, 0.25)
 BINS = 8
@@ -47,7 +47,8 @@ def _luma_srgb(image: np.ndarray, max_side: int, clip_level: float = 0.975) -> t
 
 
 def _edge_sigmas(y: np.ndarray, clip: np.ndarray, top: float = 0.12):
-    """Re-blur edge widths (px of this scale) at the strongest edge pixels, and their orientations."""
+    """Re-blur edge widths (px of this scale) at the strongest edge pixels, their orientations and
+    their flat indices into ``y``."""
     gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3)
     m = np.sqrt(gx * gx + gy * gy)
@@ -66,10 +67,9 @@ def _edge_sigmas(y: np.ndarray, clip: np.ndarray, top: float = 0.12):
     cand = keep & ~near_clip & border & (m > 1e-4)
     vals = m[cand]
     if vals.size < 50:
-        return np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
     thr = np.quantile(vals, 1 - top)
     cand &= m >= thr
-    out_s, out_t = [], []
     idx = np.flatnonzero(cand)
     th = np.arctan2(gy.ravel()[idx], gx.ravel()[idx])
     best = np.full(idx.size, np.nan)
@@ -82,9 +82,7 @@ def _edge_sigmas(y: np.ndarray, clip: np.ndarray, top: float = 0.12):
         # the narrow re-blur resolves narrow edges, the wide one wide edges
         use = np.isnan(best) | ((best > 2.0) & (sig > 2.0))
         best = np.where(use, sig, best)
-    out_s = np.clip(best, 0, 30)
-    out_t = th
-    return out_s, out_t
+    return np.clip(best, 0, 30), th, idx
 
 
 def _orient_stats(sig: np.ndarray, th: np.ndarray, bins: int = BINS):
@@ -117,7 +115,7 @@ def sharpness_cues(image: np.ndarray, *, max_side: int = 2048, clip_level: float
                 break
             ys = cv2.resize(y, sz, interpolation=cv2.INTER_AREA)
             cs = cv2.resize(clip.astype(np.float32), sz, interpolation=cv2.INTER_AREA) > 0
-        sig, th = _edge_sigmas(ys, cs, top)
+        sig, th, _ = _edge_sigmas(ys, cs, top)
         med, lo, hi, q75, q25, conc = _orient_stats(sig, th)
         tag = {1.0: "s1", 0.5: "s2", 0.25: "s4"}[s]
         cues[f"{tag}_med"], cues[f"{tag}_min"], cues[f"{tag}_max"], cues[f"{tag}_q75"] = med, lo, hi, q75
@@ -145,23 +143,34 @@ MODEL = {
 THRESHOLD = 0.45
 
 
-def blur_probability(cues: dict, p_sharp: float, log_noise: float) -> float:
-    """Probability that the photo is blurry, from :func:`sharpness_cues`, the blur-type classifier's
-    probability of "sharp" and its log-noise feature."""
+def model_inputs(cues: dict, p_sharp: float, log_noise: float, names) -> list:
+    """The blurry-vs-sharp model's raw inputs, in the order of ``names`` (training/fit_sharpness.py uses
+    the same): log(width + 0.1) for the edge widths, the concentrations and the direction consistency
+    as they are, log(magnitude + 0.005) for the direction's magnitude, the classifier's log-odds of
+    "sharp" (``lp``) and its log-noise feature (``v9``). Missing cues (no edges) take neutral values."""
     x = []
-    for k in MODEL["names"]:
+    for k in names:
+        v = cues.get(k)
+        missing = v is None or not np.isfinite(v)
         if k == "lp":
             p = min(max(float(p_sharp), 1e-4), 1 - 1e-4)
             x.append(np.log(p / (1 - p)))
         elif k == "v9":
             x.append(float(log_noise))
-        elif k.endswith("conc"):
-            v = cues.get(k)
-            x.append(v if v is not None and np.isfinite(v) else 0.5)
+        elif k.endswith("conc") or k == "dir_cons":
+            x.append(0.5 if missing else float(v))
+        elif k == "dir_mag":
+            x.append(np.log((0.03 if missing else float(v)) + 0.005))
         else:
-            v = cues.get(k)
-            v = 0.7 if v is None or not np.isfinite(v) else v
-            x.append(np.log(v + 0.1))
-    z = (np.asarray(x) - np.asarray(MODEL["mean"])) / np.asarray(MODEL["std"])
-    t = float(z @ np.asarray(MODEL["coef"][:-1]) + MODEL["coef"][-1])
+            x.append(np.log((0.7 if missing else float(v)) + 0.1))
+    return x
+
+
+def blur_probability(cues: dict, p_sharp: float, log_noise: float, *, model: dict | None = None) -> float:
+    """Probability that the photo is blurry, from :func:`sharpness_cues`, the blur-type classifier's
+    probability of "sharp" and its log-noise feature (``model``: :data:`MODEL` unless given)."""
+    model = MODEL if model is None else model
+    x = model_inputs(cues, p_sharp, log_noise, model["names"])
+    z = (np.asarray(x) - np.asarray(model["mean"])) / np.asarray(model["std"])
+    t = float(z @ np.asarray(model["coef"][:-1]) + model["coef"][-1])
     return float(1 / (1 + np.exp(-np.clip(t, -30, 30))))

@@ -123,3 +123,25 @@ def test_confidence_is_low_when_the_cues_disagree(monkeypatch, coffee):
     r = analyze(img)
     assert r["blur_type"] != "sharp"
     assert r["confidence"] < 0.5 and r["verdict"] in ("uncertain", "beyond repair")
+
+
+def test_sharpness_model_refit_recovers_a_known_logistic_model():
+    """training/fit_sharpness.py's fit: on data drawn from a known logistic model of the shipped inputs it
+    finds that model's decisions again, and blur_probability reads a passed model the same as MODEL."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fit_sharpness", os.path.join(ROOT, "training", "fit_sharpness.py"))
+    fit_sharpness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit_sharpness)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 3))
+    true = np.array([2.0, -1.0, 0.5])
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(X @ true - 0.3)))).astype(float)
+    mu, sd, b = fit_sharpness.fit(X, y, np.ones(len(y)))
+    slopes = b[:-1] / sd
+    assert np.allclose(slopes, true, atol=0.2)
+    cues = {"s1_med": 1.2, "s1_max": 2.0, "s2_med": 0.8, "s2_max": 1.1, "s4_med": 0.6, "s4_max": 0.7,
+            "s1_q25": 0.9, "s2_q25": 0.6, "s1_q75": 1.5, "s2_q75": 1.0, "s1_conc": 0.3, "s2_conc": 0.4}
+    assert sharpness.blur_probability(cues, 0.2, -5.0) == sharpness.blur_probability(cues, 0.2, -5.0, model=sharpness.MODEL)
+    widened = dict(cues, s1_med=3.0, s2_med=1.6, s4_med=0.9)
+    assert 0.0 < sharpness.blur_probability(cues, 0.2, -5.0) < 1.0
+    assert len(sharpness.model_inputs(widened, 0.2, -5.0, sharpness.MODEL["names"])) == len(sharpness.MODEL["names"])
