@@ -364,7 +364,7 @@ def main(argv=None) -> int:
         rt_mp.append(dt / (roi[2] * roi[3] / 1e6))
         pr = ""
         if estimate_motion is not None:
-            length, angle, _ = estimate_motion(working_luma(blurred))
+            length, angle, _ = estimate_motion(working_luma(blurred), normalise="global")
             km = motion_kernel(length, angle)
             rm = restore(blurred, km)
             p = mse_aligned(rm, sharp, border, 6) / max(e_true, 1e-12)
@@ -424,7 +424,7 @@ def time_1mp(n: int, seed: int, split: str, estimate_kernel) -> None:
         _, info = estimate_kernel(blurred, None, roi=roi)
         found.append(time.perf_counter() - t)
         t = time.perf_counter()
-        estimate_motion(working_luma(blurred))
+        estimate_motion(working_luma(blurred), normalise="global")
         line.append(time.perf_counter() - t)
         print(f"| {i} | {kname} | {given[-1]:.2f} | {found[-1]:.2f} ({info['window']} px) | {line[-1]:.2f} |", flush=True)
     print(f"\nper 1 MP region: size given median {np.median(given):.1f} s (max {max(given):.1f}), size found median "

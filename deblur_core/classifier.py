@@ -102,12 +102,10 @@ def features(image: np.ndarray, *, max_side: int = 2048, with_planes: bool = Fal
     y = est.working_luma(image, max_side=max_side)
     noise = estimate_noise(image, window=1536)
     cep, _, logp = est.power_cepstrum(y, logpower=True)
-    # The model's features: the cepstral reading it was trained on; the motion parameters: the reading
-    # normalised per radius (estimate.estimate_motion), right far more often on a camera's JPEG.
+    # The global reading: the model was trained on it, and on real shaken photos the per-radius reading
+    # finds "clear" straight lines of 10-110 px (docs/experiments/diagnosis.md, stop 23).
     m_len, m_ang, m_score = est.estimate_motion(y, max_length=min(120.0, min(y.shape) / 4), cep=cep,
                                                 normalise="global")
-    line_len, line_ang, line_score = est.estimate_motion(y, max_length=min(120.0, min(y.shape) / 4), cep=cep)
-    # (a second polar reading of the same cepstrum: about a millisecond)
     d_rad, d_score = est.estimate_defocus(y, max_radius=min(40.0, min(y.shape) / 8), cep=cep)
     cand = est.edge_candidates(y)  # gradients and edge pixels: shared by every re-blur measurement
     measured = est.edge_ratio_sigma(y, return_orientation=True, candidates=cand)  # and by the two edge measures
@@ -132,8 +130,8 @@ def features(image: np.ndarray, *, max_side: int = 2048, with_planes: bool = Fal
         except Exception:  # a degenerate lobe
             a, b, fl = 1.0, 1.0, 1.0
         vec += [np.log(a / b), np.log(b), fl]
-    raw = {"edge_blur": edge / scale, "motion_length": line_len / scale, "motion_angle": line_ang,
-           "motion_score": m_score, "motion_line_score": line_score, "defocus_radius": d_rad / scale, "defocus_score": d_score, "noise": noise}
+    raw = {"edge_blur": edge / scale, "motion_length": m_len / scale, "motion_angle": m_ang,
+           "motion_score": m_score, "defocus_radius": d_rad / scale, "defocus_score": d_score, "noise": noise}
     vec = np.nan_to_num(np.array(vec, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     out = {"vector": vec, "raw": raw, "scale": scale}
     if with_planes:
@@ -292,15 +290,12 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
     edge = raw["edge_blur"]
     status, why = "measured", ""
     floor = est.MOTION_FLOOR
-    at_floor = raw["motion_length"] * f["scale"] <= floor + 0.5
-    weak = raw["motion_score"] < MOTION_MIN_SCORE or raw["motion_line_score"] < est.MOTION_MIN_LINE_SCORE
-    if kind == "motion" and (at_floor or weak):
+    if kind == "motion" and (raw["motion_score"] < MOTION_MIN_SCORE or raw["motion_length"] * f["scale"] <= floor + 0.5):
         # A straight line does not explain the blur (no clear cepstral pair, or the length sits at the
         # estimator's floor): camera shake, whose kernel the blind estimator measures.
-        why = (f"no straight-line motion signature (cepstral score {raw['motion_line_score']:.1f}, length estimate "
-               f"{raw['motion_length']:.1f} px at the estimator's floor)" if at_floor
-               else f"the straight-line motion signature is weak (cepstral scores {raw['motion_score']:.1f} and "
-                    f"{raw['motion_line_score']:.1f}, clear above {MOTION_MIN_SCORE} and {est.MOTION_MIN_LINE_SCORE})")
+        why = (f"no straight-line motion signature (cepstral score {raw['motion_score']:.1f}, length estimate "
+               f"{raw['motion_length']:.1f} px at the estimator's floor)" if raw["motion_length"] * f["scale"] <= floor + 0.5
+               else f"the straight-line motion signature is weak (cepstral score {raw['motion_score']:.1f} < {MOTION_MIN_SCORE})")
         kind = "shake"
         warnings.append(f"{why}: treated as camera shake, whose blur path is estimated blindly")
     if kind == "motion":

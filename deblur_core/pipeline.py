@@ -267,14 +267,17 @@ def _custom_kernel_plan(kernel, shape) -> _Plan:
 
 def _plan(color, mode, report, opts: _Options, progress) -> _Plan:
     """Pick the route and kernel for a mode; "auto" follows the analysed blur type."""
-    if mode == "auto":
+    auto = mode == "auto"
+    if auto:
         if report["verdict"] == "beyond repair":
             report["warnings"].append("restoring anyway at the requested strength; expect limited benefit")
         mode = mode_for_blur_type(report["blur_type"])
         if mode == "sharp":
             return _check_sharp(color, report, opts, progress) or _ALREADY_SHARP
     if mode == "motion":
-        return _motion_plan(color, opts)
+        # Auto mode reads the line as the analysis did; the user's Motion mode asserts a straight line,
+        # read radius by radius (estimate.estimate_motion), its do-no-harm check refusing a false one.
+        return _motion_plan(color, opts, normalise="global" if auto else "radius")
     if mode == "focus":
         return _focus_plan(color, report, opts)
     if mode == "shake":
@@ -312,11 +315,11 @@ def _check_sharp(color, report, opts: _Options, progress) -> _Plan | None:
     return replace(plan, looked_sharp=True)
 
 
-def _motion_plan(color, opts: _Options) -> _Plan:
+def _motion_plan(color, opts: _Options, *, normalise: str = "radius") -> _Plan:
     """A straight motion kernel: the given length and angle, the cepstrum's estimate for what is missing."""
     length, angle = opts.length, opts.angle
     if length is None or angle is None:
-        est_length, est_angle, _ = est.estimate_motion(est.working_luma(color))
+        est_length, est_angle, _ = est.estimate_motion(est.working_luma(color), normalise=normalise)
         length = est_length if length is None else length
         angle = est_angle if angle is None else angle
     return _Plan("deconvolve", motion_kernel(length, angle), f"motion {length:.0f} px at {angle:.0f} degrees")

@@ -145,18 +145,3 @@ def test_sharpness_model_refit_recovers_a_known_logistic_model():
     widened = dict(cues, s1_med=3.0, s2_med=1.6, s4_med=0.9)
     assert 0.0 < sharpness.blur_probability(cues, 0.2, -5.0) < 1.0
     assert len(sharpness.model_inputs(widened, 0.2, -5.0, sharpness.MODEL["names"])) == len(sharpness.MODEL["names"])
-
-
-def test_motion_on_a_camera_jpeg_is_measured_not_left_at_the_floor():
-    """A 24 px motion at 60 degrees, noise and JPEG 85 (skimage's rocket): analyze() reports motion with
-    the length and angle measured (the cepstrum read radius by radius), not a floor value or "shake"."""
-    from skimage import data
-    img = data.rocket().astype(np.float32) / 255
-    b = blur_linear(img, kernels.motion_kernel(24, 60), noise=0.01)
-    u8 = (np.clip(b, 0, 1) * 255 + 0.5).astype(np.uint8)
-    b = cv2.imdecode(cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])[1], 1)[..., ::-1]
-    rep = analyze(b.astype(np.float32) / 255)
-    assert rep["blur_type"] == "motion" and rep["params_status"] == "measured"
-    assert abs(rep["params"]["length"] - 24) <= 1.5
-    assert min(abs(rep["params"]["angle"] - 60), 180 - abs(rep["params"]["angle"] - 60)) <= 3
-    assert rep["estimates"]["motion_line_score"] >= est.MOTION_MIN_LINE_SCORE

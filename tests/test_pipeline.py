@@ -164,3 +164,20 @@ def test_auto_checks_an_unsure_sharp_verdict_with_the_shake_estimator():
     res = deblur(sure, mode="auto", use_network=False)
     assert "shake" not in res.report and "camera-shake check" not in " ".join(res.report["warnings"])
     assert res.report["action"] == "gentle sharpening (photo already sharp)"
+
+
+def test_motion_mode_reads_the_line_on_a_camera_jpeg():
+    """Motion mode on a 24 px motion at 60 degrees saved as JPEG 85 with noise (skimage's rocket): the
+    line read radius by radius is the true one and explains the photo (where the global reading lands on
+    the search's floor: tests/test_estimate.py)."""
+    import cv2
+    from skimage import data
+    from helpers import blur_linear
+    from deblur_core import deblur, kernels
+    img = data.rocket().astype(np.float32) / 255
+    b = blur_linear(img, kernels.motion_kernel(24, 60), noise=0.01)
+    u8 = (np.clip(b, 0, 1) * 255 + 0.5).astype(np.uint8)
+    b = cv2.imdecode(cv2.imencode(".jpg", u8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 85])[1], 1)[..., ::-1]
+    rep = deblur(b.astype(np.float32) / 255, "motion").report
+    assert rep["action"] == "motion 24 px at 60 degrees"
+    assert rep["harm"]["trusted"] and "fallback" not in rep

@@ -96,7 +96,7 @@ def motion_starts(luma: np.ndarray, n: int):
         from ..estimate import estimate_motion
         f = min(1.0, 1024 / max(luma.shape))
         g = _resize(luma, (int(luma.shape[0] * f), int(luma.shape[1] * f)))
-        _, angle, _ = estimate_motion(g)
+        _, angle, _ = estimate_motion(g, normalise="global")
     except Exception:  # noqa: BLE001 - a start less is no failure
         angle = 0.0
     out.append(float(angle))
