@@ -29,6 +29,9 @@ BLUR_TYPES = ("sharp", "motion", "defocus", "gaussian", "shake")
 MAX_FRACTION = 0.12         # blur extent beyond this fraction of the short side: beyond repair
 MAX_NOISE = 0.05            # noise sigma (encoded [0, 1]) beyond which detail is swamped
 LOW_RES = 400               # short side in px below which sharpening cannot add real detail
+# A motion length within this many px of the cepstral search's floor (estimate.MOTION_FLOOR) is the floor,
+# not a measurement: real shaken photos read 4.2-4.8 px there (stop 23), synthetic motion is 5-40 px.
+FLOOR_MARGIN = 1.5
 MOTION_MIN_SCORE = 3.0      # cepstral motion score below which a straight line does not explain the blur
 DEFOCUS_MIN_SCORE = 2.0     # cepstral ring score below which the defocus radius is a guess
 
@@ -290,11 +293,11 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
     edge = raw["edge_blur"]
     status, why = "measured", ""
     floor = est.MOTION_FLOOR
-    if kind == "motion" and (raw["motion_score"] < MOTION_MIN_SCORE or raw["motion_length"] * f["scale"] <= floor + 0.5):
+    if kind == "motion" and (raw["motion_score"] < MOTION_MIN_SCORE or raw["motion_length"] * f["scale"] <= floor + FLOOR_MARGIN):
         # A straight line does not explain the blur (no clear cepstral pair, or the length sits at the
         # estimator's floor): camera shake, whose kernel the blind estimator measures.
         why = (f"no straight-line motion signature (cepstral score {raw['motion_score']:.1f}, length estimate "
-               f"{raw['motion_length']:.1f} px at the estimator's floor)" if raw["motion_length"] * f["scale"] <= floor + 0.5
+               f"{raw['motion_length']:.1f} px at the estimator's floor)" if raw["motion_length"] * f["scale"] <= floor + FLOOR_MARGIN
                else f"the straight-line motion signature is weak (cepstral score {raw['motion_score']:.1f} < {MOTION_MIN_SCORE})")
         kind = "shake"
         warnings.append(f"{why}: treated as camera shake, whose blur path is estimated blindly")

@@ -96,6 +96,13 @@ def test_motion_at_the_estimator_floor_is_reported_uncertain(monkeypatch, coffee
         assert key in r
 
 
+def test_motion_just_above_the_floor_is_still_the_floor(monkeypatch, coffee):
+    """Real shaken photos read 4.2-4.8 px at the search's floor (3.5 px): that is no measured length either."""
+    _fake_motion(monkeypatch, est.MOTION_FLOOR + 1.2, 40.0)
+    r = analyze(blur_linear(coffee, kernels.motion_kernel(21, 30), noise=0.005))
+    assert r["blur_type"] == "shake" and r["params_status"] == "uncertain" and "floor" in r["params_note"]
+
+
 def test_clear_motion_is_measured(monkeypatch, coffee):
     r = analyze(blur_linear(coffee, kernels.motion_kernel(20, 40), noise=0.003))
     assert r["blur_type"] == "motion" and r["params_status"] == "measured"
