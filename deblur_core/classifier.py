@@ -292,12 +292,12 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
         warnings.append("the image has no clear edges to measure blur on; the diagnosis is a guess")
     edge = raw["edge_blur"]
     status, why = "measured", ""
-    floor = est.MOTION_FLOOR
-    if kind == "motion" and (raw["motion_score"] < MOTION_MIN_SCORE or raw["motion_length"] * f["scale"] <= floor + FLOOR_MARGIN):
+    at_floor = raw["motion_length"] * f["scale"] <= est.MOTION_FLOOR + FLOOR_MARGIN
+    if kind == "motion" and (raw["motion_score"] < MOTION_MIN_SCORE or at_floor):
         # A straight line does not explain the blur (no clear cepstral pair, or the length sits at the
         # estimator's floor): camera shake, whose kernel the blind estimator measures.
         why = (f"no straight-line motion signature (cepstral score {raw['motion_score']:.1f}, length estimate "
-               f"{raw['motion_length']:.1f} px at the estimator's floor)" if raw["motion_length"] * f["scale"] <= floor + FLOOR_MARGIN
+               f"{raw['motion_length']:.1f} px at the estimator's floor)" if at_floor
                else f"the straight-line motion signature is weak (cepstral score {raw['motion_score']:.1f} < {MOTION_MIN_SCORE})")
         kind = "shake"
         warnings.append(f"{why}: treated as camera shake, whose blur path is estimated blindly")

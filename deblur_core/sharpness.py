@@ -145,9 +145,9 @@ THRESHOLD = 0.45
 
 def model_inputs(cues: dict, p_sharp: float, log_noise: float, names) -> list:
     """The blurry-vs-sharp model's raw inputs, in the order of ``names`` (training/fit_sharpness.py uses
-    the same): log(width + 0.1) for the edge widths, the concentrations and the direction consistency
-    as they are, log(magnitude + 0.005) for the direction's magnitude, the classifier's log-odds of
-    "sharp" (``lp``) and its log-noise feature (``v9``). Missing cues (no edges) take neutral values."""
+    the same): log(width + 0.1) for the edge widths, the concentrations as they are, the classifier's
+    log-odds of "sharp" (``lp``) and its log-noise feature (``v9``). Missing cues (no edges) take neutral
+    values."""
     x = []
     for k in names:
         v = cues.get(k)
@@ -157,10 +157,8 @@ def model_inputs(cues: dict, p_sharp: float, log_noise: float, names) -> list:
             x.append(np.log(p / (1 - p)))
         elif k == "v9":
             x.append(float(log_noise))
-        elif k.endswith("conc") or k == "dir_cons":
+        elif k.endswith("conc"):
             x.append(0.5 if missing else float(v))
-        elif k == "dir_mag":
-            x.append(np.log((0.03 if missing else float(v)) + 0.005))
         else:
             x.append(np.log((0.7 if missing else float(v)) + 0.1))
     return x

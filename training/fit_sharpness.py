@@ -126,8 +126,19 @@ def cases(cache: str | None, seed: int = 7):
 
 
 def inputs(row: dict, names) -> list:
-    """The model's raw inputs for one measured photo (the same transforms as ``blur_probability``)."""
-    return sharpness.model_inputs(row["cues"], row["p_sharp"], row["v9"], names)
+    """The model's raw inputs for one measured photo: the engine's transforms (``sharpness.model_inputs``)
+    for the shipped cues; the direction consistency as it is and log(magnitude + 0.005) for the tried ones."""
+    cues = row["cues"]
+    shipped = iter(sharpness.model_inputs(cues, row["p_sharp"], row["v9"], [k for k in names if k not in DIRECTION]))
+    x = []
+    for k in names:
+        if k not in DIRECTION:
+            x.append(next(shipped))
+            continue
+        v = cues.get(k)
+        missing = v is None or not np.isfinite(v)
+        x.append((0.5 if missing else float(v)) if k == "dir_cons" else np.log((0.03 if missing else float(v)) + 0.005))
+    return x
 
 
 def fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1e-2):
@@ -162,7 +173,10 @@ def main(argv=None):
     mu, sd, b = fit(X[used], y[used], w[used])
     model = {"names": names, "mean": [round(float(v), 5) for v in mu], "std": [round(float(v), 5) for v in sd],
              "coef": [round(float(v), 5) for v in b]}
-    p = np.array([sharpness.blur_probability(r["cues"], r["p_sharp"], r["v9"], model=model) for r in rows])
+    if args.with_direction:     # the engine does not measure these cues: the fit's own probabilities
+        p = 1 / (1 + np.exp(-(((X - mu) / sd) @ b[:-1] + b[-1])))
+    else:                       # the printed MODEL through the engine's own function
+        p = np.array([sharpness.blur_probability(r["cues"], r["p_sharp"], r["v9"], model=model) for r in rows])
     shipped = np.array([sharpness.blur_probability(r["cues"], r["p_sharp"], r["v9"]) for r in rows])
     sharp_train = np.array([r["set"] in SHARP_TRAIN for r in rows])
     threshold = round(float(np.quantile(p[sharp_train], KEEP_SHARP)), 3)
