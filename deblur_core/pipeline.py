@@ -82,6 +82,13 @@ def strength_settings(strength: float) -> Strength:
 # is a kernel the user gives. The slider still reaches the exact-kernel look: the regularisation halves
 # every 25 % above 50, so about 65 % restores a blind kernel as 50 % did before.
 BLIND_KERNEL_REGULARIZATION = 1.5
+# ... and never less than this noise level (linear light, at 50 %; it follows the slider as the scale does).
+# The 1.5x was measured on the camera bench, whose photos read 0.01-0.03; real photos read 0.001-0.007
+# (Lai's downscaled JPEGs, Köhler's PNGs), so an estimated kernel's errors, not the noise, set what a
+# restoration may amplify there: with the measured noise alone fountain1's ground and Köhler's Blurry4_11
+# came out crunchy and striped (amplitude gains of 6-14 at 10-20 px wavelengths, where true kernels on the
+# camera bench reach 1-4). docs/experiments/shake.md, stop 24.
+BLIND_NOISE_FLOOR = 0.01
 
 # Auto mode does not take "sharp" on the diagnosis's word alone (issue 20): a verdict less sure than this is
 # checked by the blind shake estimator, and a kernel spanning at least SHAKE_CHECK_PX px at the estimator's
@@ -127,6 +134,10 @@ class _Plan:
         """The deconvolution's regularisation scale for this kernel at the slider's setting."""
         return st.regularization * (BLIND_KERNEL_REGULARIZATION if self.blind else 1.0)
 
+    def noise_floor(self, st: "Strength") -> float:
+        """The least noise level the deconvolution assumes for this kernel (linear light; 0: none)."""
+        return st.regularization * BLIND_NOISE_FLOOR if self.blind else 0.0
+
 
 @dataclass
 class _Outcome:
@@ -138,6 +149,8 @@ class _Outcome:
     psf: np.ndarray | None = None
     action: str = ""
     layers: list = field(default_factory=list)
+    grid: dict = field(default_factory=dict)    # a grid of kernels restored (the plan's), {} for one kernel
+    blind: bool = False                 # the kernel is a blind estimate (:func:`_calm_blind`)
 
 
 def deblur(image: np.ndarray, mode: str = "auto", strength: float = 50, kernel: np.ndarray | None = None, *,
@@ -428,26 +441,47 @@ def _deconvolution_route(color, plan: _Plan, mode, report, st: Strength, opts: _
                          checked) -> _Outcome:
     """Non-blind deconvolution with the planned kernel (a kernel per cell on a grid); an estimated kernel
     must explain the photo (:func:`_do_no_harm`)."""
-    reg = plan.regularization(st)
-    if plan.grid:
-        from .spatial import restore_grid
-        restored = restore_grid(color, plan.grid["regions"], plan.grid["kernels"],
-                                lambda part, k: _restore(part, k, reg, opts.use_network, report, None),
-                                progress=_scaled_progress(progress, 0.3, 0.55))
-    else:
-        restored = _restore(color, plan.psf, reg, opts.use_network, report, progress)
-    outcome = _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action)
+    reg = (plan.regularization(st), 0.0)
+    restored = _restore_plan(color, plan.psf, plan.grid, reg, opts, report, progress)
+    outcome = _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action, grid=plan.grid, blind=plan.blind)
     if not checked:
-        return outcome
+        return _calm_blind(color, outcome, st, opts, report, progress)
     if plan.looked_sharp:       # auto mode's check of a "sharp" verdict: trusted, or the photo is sharp after all
         if _kernel_trusted(color, outcome.restored, plan.psf, report, opts.trust_limit):
-            return outcome
+            return _calm_blind(color, outcome, st, opts, report, progress)
         report["warnings"].append("the shake found does not explain the photo: treated as sharp")
         return _already_sharp_route(color, _ALREADY_SHARP, st)
-    return _do_no_harm(color, outcome, plan.grid, reg, mode, report, st, opts, progress)
+    outcome = _do_no_harm(color, outcome, plan.grid, reg, mode, report, st, opts, progress)
+    return _calm_blind(color, outcome, st, opts, report, progress)
 
 
-def _do_no_harm(color, outcome: _Outcome, grid, reg: float, mode, report, st: Strength, opts: _Options,
+def _restore_plan(color, psf, grid, reg, opts, report, progress):
+    """One kernel's restoration, or a grid's (:func:`deblur_core.spatial.restore_grid`)."""
+    if grid:
+        from .spatial import restore_grid
+        return restore_grid(color, grid["regions"], grid["kernels"],
+                            lambda part, k: _restore(part, k, reg, opts.use_network, report, None),
+                            progress=_scaled_progress(progress, 0.3, 0.55))
+    return _restore(color, psf, reg, opts.use_network, report, progress)
+
+
+def _calm_blind(color, outcome: _Outcome, st: Strength, opts: _Options, report, progress) -> _Outcome:
+    """A trusted blind kernel restored again with :data:`BLIND_NOISE_FLOOR` where the photo's own noise is
+    lower (clean photos): the trust check is made on the restoration at the measured noise, because the
+    re-blur residual is read against that noise; the layer gets the calmer one."""
+    if outcome.route != "deconvolve" or not outcome.blind or outcome.psf is None or outcome.psf.size <= 1 \
+            or opts.use_network is False:
+        return outcome
+    from .pnp import measured_noise
+    plan = _Plan("deconvolve", outcome.psf, blind=True)
+    scale, floor = plan.regularization(st), plan.noise_floor(st)
+    if max(measured_noise(color), 0.002) * scale >= floor:
+        return outcome
+    outcome.restored = _restore_plan(color, outcome.psf, outcome.grid, (scale, floor), opts, report, progress)
+    return outcome
+
+
+def _do_no_harm(color, outcome: _Outcome, grid, reg: tuple, mode, report, st: Strength, opts: _Options,
                 progress) -> _Outcome:
     """Keep an estimated kernel only when it explains the photo (:mod:`deblur_core.harm`): a grid whose
     regions are not all explained gives way to one kernel for the photo (restored at ``reg``, the plan's
@@ -456,7 +490,7 @@ def _do_no_harm(color, outcome: _Outcome, grid, reg: float, mode, report, st: St
     if grid and not _grid_trusted(color, outcome.restored, grid, report, opts.trust_limit):
         # A region's own kernel does not explain its part of the photo: one kernel for the whole photo,
         # checked like any other below.
-        grid = {}
+        grid = outcome.grid = {}
         outcome.restored = _restore(color, psf, reg, opts.use_network, report, progress)
         outcome.action = f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel (one for the whole photo)"
     if grid or psf is None or psf.size <= 1:
@@ -485,24 +519,29 @@ def _other_candidates(color, mode, report, st: Strength, opts: _Options, progres
                 break
             if regions:
                 report["shake"]["regions"] = regions
-            restored = _restore(color, plan.psf, plan.regularization(st), opts.use_network, report, progress)
+            restored = _restore(color, plan.psf, (plan.regularization(st), 0.0), opts.use_network, report, progress)
             if _kernel_trusted(color, restored, plan.psf, report, opts.trust_limit):
                 what = f"the {first} kernel" if len(tried) == 1 and mode == "auto" and first != "shake" else \
                     "the first camera-shake estimate"
                 report["warnings"].append(f"{what} did not explain the blur; the {method} camera-shake estimate did")
-                return _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action)
+                return _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action, blind=plan.blind)
     return _Outcome(_fallback_sharpen(color, report, st), st.blend, "smart",
                     action="gentle sharpening (the estimated blur was not trusted)")
 
 
-def _restore(color, psf, reg_scale, use_network, report, progress):
+def _restore(color, psf, reg, use_network, report, progress):
+    """``color`` deconvolved by ``psf``; ``reg`` = (regularisation scale, least noise level) of the plan."""
     if psf.shape == (1, 1):
         return color.copy()
+    reg_scale, noise_floor = reg
     report["regularization"] = round(float(reg_scale), 3)
     if use_network is not False:
         try:
             from .pnp import pnp_deconvolve
-            out = pnp_deconvolve(color, psf, strength_scale=reg_scale, progress=_scaled_progress(progress, 0.3, 0.55))
+            out = pnp_deconvolve(color, psf, strength_scale=reg_scale, noise_floor=noise_floor,
+                                 progress=_scaled_progress(progress, 0.3, 0.55))
+            if noise_floor > 0:
+                report["noise_floor"] = round(float(noise_floor), 4)
             report["method"] = "network (plug-and-play)"
             return out
         except ImportError:

@@ -84,9 +84,23 @@ def _network_window(crop, shape, margin: int, multiple: int) -> tuple:
     return tuple(slice(max(0, c.start - m), min(n, c.stop + m)) for c, n in zip(crop, shape))
 
 
+def measured_noise(image: np.ndarray) -> float:
+    """The noise level :func:`pnp_deconvolve` assumes for an sRGB-encoded (H, W) or (H, W, 3) photo when it is
+    not given (linear light, before ``strength_scale``)."""
+    from .deconvolution import estimate_noise
+    img = np.asarray(image, np.float32)
+    # Per channel: the denoiser sees each channel's noise (a mean of 3 channels would show 1/sqrt(3)).
+    # One channel at a time, so a big photo never has a whole linear copy on top of its tiles.
+    chans = [img] if img.ndim == 2 else [img[..., c] for c in range(min(3, img.shape[2]))]
+    # Signal-dependent: a camera's shot noise is strongest in the light areas, where an under-regularised
+    # solve blotches first (camera-pipeline screen: docs/experiments/shake.md, stop 21).
+    return float(np.mean([estimate_noise(srgb_to_linear(c), jpeg_robust=True, signal_dependent=True)
+                          for c in chans]))
+
+
 def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | None = None,
                    iterations: int | None = None, lam: float | None = None, sigma_start: float | None = None,
-                   strength_scale: float = 1.0, model=None, map_mode: str = "slope",
+                   strength_scale: float = 1.0, noise_floor: float = 0.0, model=None, map_mode: str = "slope",
                    net_margin: int | None = None, tile: int | None = None, clipped: str = "unknown",
                    progress=None) -> np.ndarray:
     """Non-blind deconvolution of an sRGB-encoded photo with the denoiser prior.
@@ -103,6 +117,9 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
     sigma_start : first denoising strength (linear light); None: :func:`schedule`.
     strength_scale : multiplies the noise level the solver assumes (> 1: smoother, < 1: sharper and
         noisier); the pipeline's strength slider maps onto it.
+    noise_floor : the noise level the solver assumes (after ``strength_scale``, linear light) is at least
+        this. For an estimated kernel, whose errors a clean photo's low noise does not cover
+        (:data:`deblur_core.pipeline.BLIND_NOISE_FLOOR`); 0: the measured noise alone.
     map_mode : "slope" (noise map = sigma_i * sRGB slope, default) or "uniform" (sigma_i * 1).
     net_margin : how far beyond the photo (px) the network denoises the padded extension, rounded up
         to the network's multiple (8) so that the photo's pixels meet the network's grid at the same
@@ -134,18 +151,11 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
         raise ValueError(f"unknown map_mode {map_mode!r}")
     gray = img.ndim == 2
     if noise_sigma is None:
-        # Per channel: the denoiser sees each channel's noise (a mean of 3 channels would show 1/sqrt(3)).
-        # One channel at a time, so a big photo never has a whole linear copy on top of its tiles.
-        from .deconvolution import estimate_noise
-        chans = [img] if gray else [img[..., c] for c in range(3)]
-        # Signal-dependent: a camera's shot noise is strongest in the light areas, where an under-regularised
-        # solve blotches first (camera-pipeline screen: docs/experiments/shake.md, stop 21).
-        noise_sigma = float(np.mean([estimate_noise(srgb_to_linear(c), jpeg_robust=True, signal_dependent=True)
-                                     for c in chans]))
+        noise_sigma = measured_noise(img)
     if clipped not in ("unknown", "fit"):
         raise ValueError(f"clipped must be 'unknown' or 'fit', got {clipped!r}")
     opts = dict(noise_sigma=noise_sigma, iterations=iterations, lam=lam, sigma_start=sigma_start,
-                strength_scale=strength_scale, model=model, map_mode=map_mode, net_margin=net_margin,
+                strength_scale=strength_scale, noise_floor=noise_floor, model=model, map_mode=map_mode, net_margin=net_margin,
                 clipped=clipped)
     from .deconvolution import tile_context, tile_plan
     from .tiling import process_tiled
@@ -160,7 +170,7 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
     return res[..., None] if squeeze else res
 
 
-def _pnp_tile(img, psf, *, noise_sigma, iterations, lam, sigma_start, strength_scale, model, map_mode,
+def _pnp_tile(img, psf, *, noise_sigma, iterations, lam, sigma_start, strength_scale, noise_floor, model, map_mode,
               net_margin, clipped, progress):
     """:func:`pnp_deconvolve` on one validated (H, W) or (H, W, 3) float32 image, untiled."""
     from .network import run_tiled
@@ -168,7 +178,7 @@ def _pnp_tile(img, psf, *, noise_sigma, iterations, lam, sigma_start, strength_s
     gray = img.ndim == 2
     lin = srgb_to_linear(img)
     planes = lin[None] if gray else np.moveaxis(lin, 2, 0)
-    sn = max(float(noise_sigma), 0.002) * max(float(strength_scale), 1e-3)
+    sn = max(max(float(noise_sigma), 0.002) * max(float(strength_scale), 1e-3), float(noise_floor))
     auto_lam, auto_start = schedule(sn)
     lam = auto_lam if lam is None else float(lam)
     sigma_start = auto_start if sigma_start is None else sigma_start

@@ -154,3 +154,17 @@ def test_blind_kernels_are_restored_with_more_regularisation(photo):
     def detail(img):
         return float(np.abs(cv2.Laplacian(img.mean(axis=2), cv2.CV_32F)).mean())
     assert detail(blurred) < detail(blind.image) < detail(given.image)
+
+
+def test_blind_kernels_have_a_noise_floor_that_follows_the_slider(photo):
+    """On a clean photo the measured noise would let an estimated kernel's errors ring and crunch: the
+    network restoration of a blind kernel assumes at least BLIND_NOISE_FLOOR (at 50 %), a given kernel none."""
+    from deblur_core.pipeline import BLIND_NOISE_FLOOR, strength_settings
+    blurred = blur_linear(photo, hook_kernel(15), noise=0.001, seed=8)
+    blind = deblur(blurred, mode="shake", shake_regions=1)
+    assert blind.report.get("fallback") is None and blind.kernel is not None
+    assert blind.report["noise_floor"] == pytest.approx(BLIND_NOISE_FLOOR)
+    pushed = deblur(blurred, mode="shake", shake_regions=1, strength=75)
+    assert pushed.report["noise_floor"] == pytest.approx(strength_settings(75).regularization * BLIND_NOISE_FLOOR, abs=1e-4)
+    given = deblur(blurred, kernel=blind.kernel)
+    assert "noise_floor" not in given.report
