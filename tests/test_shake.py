@@ -168,3 +168,23 @@ def test_blind_kernels_have_a_noise_floor_that_follows_the_slider(photo):
     assert pushed.report["noise_floor"] == pytest.approx(strength_settings(75).regularization * BLIND_NOISE_FLOOR, abs=1e-4)
     given = deblur(blurred, kernel=blind.kernel)
     assert "noise_floor" not in given.report
+
+
+def test_big_clean_photo_is_checked_on_a_window_and_restored_once(monkeypatch):
+    """Above CHECK_PIXELS the do-no-harm check reads a window around the estimate's region (at the measured
+    noise) and the layer is restored once, with the floor (on 12 MP a second restoration costs ~25 s)."""
+    import cv2
+    from skimage import data
+    from deblur_core import pipeline
+    side = int(1.1 * pipeline.CHECK_PIXELS ** 0.5)
+    big = cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+    blurred = blur_linear(big, hook_kernel(21), noise=0.001, seed=3)
+    calls = []
+    real = pipeline._restore
+    monkeypatch.setattr(pipeline, "_restore", lambda color, *a, **k: calls.append(color.shape) or real(color, *a, **k))
+    res = deblur(blurred, mode="shake", shake_regions=1)
+    assert res.report.get("fallback") is None and res.kernel is not None
+    x, y, w, h = res.report["harm"]["window"]
+    assert w * h <= pipeline.CHECK_PIXELS and 0 <= x and 0 <= y and x + w <= side and y + h <= side
+    assert res.report["noise_floor"] == pytest.approx(pipeline.BLIND_NOISE_FLOOR)
+    assert calls == [(h, w, 3), blurred.shape]       # the window at the measured noise, then the photo once
