@@ -89,6 +89,11 @@ BLIND_KERNEL_REGULARIZATION = 1.5
 # came out crunchy and striped (amplitude gains of 6-14 at 10-20 px wavelengths, where true kernels on the
 # camera bench reach 1-4). docs/experiments/shake.md, stop 24.
 BLIND_NOISE_FLOOR = 0.01
+# Auto mode takes the straight-line route only when the diagnosis is at least this sure of motion blur; else
+# the blind estimator. Straight motion through the camera pipeline reads 0.77-0.99 (24 train and held-out
+# photos); hand strokes read as lines at 0.31-0.34 restored 4-19x worse than the true kernel (real-capture
+# bench, train: docs/experiments/diagnosis.md, stop 24).
+MOTION_ROUTE_MIN_CONFIDENCE = 0.5
 # Photos above this many pixels are checked on a window of this size around the shake estimate's region when
 # the floor applies (:func:`_big_blind_route`): the layer is then restored once, not twice.
 CHECK_PIXELS = 1_500_000
@@ -288,6 +293,12 @@ def _plan(color, mode, report, opts: _Options, progress) -> _Plan:
         if report["verdict"] == "beyond repair":
             report["warnings"].append("restoring anyway at the requested strength; expect limited benefit")
         mode = mode_for_blur_type(report["blur_type"])
+        if mode == "motion" and float(report["confidence"]) < MOTION_ROUTE_MIN_CONFIDENCE:
+            # A straight line is one kind of kernel: an unsure line goes the blind path, which finds lines
+            # too (issue 20). A hand's curved stroke read as a line restores with ghosts.
+            report["warnings"].append(f"motion blur only {float(report['confidence']):.0%} sure: the camera-shake "
+                                      "estimator was used (it finds straight lines too)")
+            mode = "shake"
         if mode == "sharp":
             return _check_sharp(color, report, opts, progress) or _ALREADY_SHARP
     if mode == "motion":

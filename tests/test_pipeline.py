@@ -181,3 +181,19 @@ def test_motion_mode_reads_the_line_on_a_camera_jpeg():
     rep = deblur(b.astype(np.float32) / 255, "motion").report
     assert rep["action"] == "motion 24 px at 60 degrees"
     assert rep["harm"]["trusted"] and "fallback" not in rep
+
+
+def test_auto_sends_an_unsure_motion_diagnosis_to_the_blind_estimator(photo):
+    """Issue 20: a straight line is one kind of kernel. Auto mode takes the line route only when the
+    diagnosis is at least MOTION_ROUTE_MIN_CONFIDENCE sure of motion; else the blind estimator, and says so."""
+    from deblur_core import pipeline
+    from deblur_core.kernels import hand_shake_kernel
+    blurred = blur_linear(photo, hand_shake_kernel(17, 5), noise=0.003, seed=2)
+    opts = pipeline._Options(shake_regions=1)
+    for confidence, blind in ((pipeline.MOTION_ROUTE_MIN_CONFIDENCE - 0.2, True),
+                              (pipeline.MOTION_ROUTE_MIN_CONFIDENCE + 0.2, False)):
+        report = {"verdict": "blurry", "blur_type": "motion", "confidence": confidence, "warnings": [],
+                  "params": {"length": 12.0, "angle": 30.0}}
+        plan = pipeline._plan(blurred, "auto", report, opts, None)
+        assert plan.blind is blind and plan.route == "deconvolve"
+        assert any("camera-shake estimator" in w for w in report["warnings"]) is blind
