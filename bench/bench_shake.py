@@ -149,6 +149,11 @@ def crop(img, side, rng):
     return np.ascontiguousarray(img[y0:y0 + side, x0:x0 + side]).astype(np.float32)
 
 
+def shot_and_read_noise(linear: np.ndarray, shot: float, read: float, rng) -> np.ndarray:
+    """``linear`` (a sensor's linear values) with Poisson-Gaussian noise: variance shot x value + read^2."""
+    return linear + rng.normal(0, 1, linear.shape).astype(np.float32) * np.sqrt(shot * np.clip(linear, 0, None) + read * read)
+
+
 def camera(sharp: np.ndarray, k: np.ndarray, rng, *, lights: bool = False):
     """A camera's view of ``sharp`` (sRGB-encoded) shaken by ``k``: exposure pushed so highlights clip,
     optional small lamps (radiance 4-20x white, their trails clip), blur in linear light,
@@ -165,7 +170,7 @@ def camera(sharp: np.ndarray, k: np.ndarray, rng, *, lights: bool = False):
             cv2.circle(lin, (x, y), r, (float(rng.uniform(4, 20)),) * 3, -1)
     blurred = convolve(lin, k)
     a, b = rng.uniform(0.0005, 0.004), rng.uniform(0.001, 0.003)
-    noisy = blurred + rng.normal(0, 1, blurred.shape).astype(np.float32) * np.sqrt(a * np.clip(blurred, 0, None) + b * b)
+    noisy = shot_and_read_noise(blurred, a, b, rng)
     out = linear_to_srgb(np.clip(noisy, 0, 1))
     q = int(rng.integers(85, 96))
     enc = cv2.imencode(".jpg", (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)[..., ::-1] if out.ndim == 3
@@ -180,7 +185,8 @@ def capture(photo: np.ndarray, k: np.ndarray, side: int, rng, noise_scale: float
     so that its shorter side is the crop plus the kernel's margins, centre crop) in gray, shaken in linear
     light with the blur's tails coming in from outside the frame (a 'valid' blur, no wrap-around), low
     Poisson-Gaussian camera noise (base ISO: shot gain 0.0001-0.0008, read noise 0.0005-0.0015), sRGB, an
-    8-bit PNG (no JPEG); ``noise_scale`` scales both noise terms (0.15: a tripod-steady clean capture). Returns (sharp, blurred), both ``side`` x ``side``, sRGB-encoded gray in [0, 1]."""
+    8-bit PNG (no JPEG); ``noise_scale`` scales both noise terms (0.15: a tripod-steady clean capture).
+    Returns (sharp, blurred), both ``side`` x ``side``, sRGB-encoded gray in [0, 1]."""
     import cv2
     g = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY) if photo.ndim == 3 else photo
     m = k.shape[0]
@@ -191,10 +197,11 @@ def capture(photo: np.ndarray, k: np.ndarray, side: int, rng, noise_scale: float
     lin = srgb_to_linear(crop(g, need, rng)) * np.float32(rng.uniform(0.7, 1.0))
     b = convolve(lin, k)
     a, r = noise_scale * rng.uniform(0.0001, 0.0008), noise_scale * rng.uniform(0.0005, 0.0015)
-    b = b + rng.normal(0, 1, b.shape).astype(np.float32) * np.sqrt(a * np.clip(b, 0, None) + r * r)
+    b = shot_and_read_noise(b, a, r, rng)
     blurred = np.round(linear_to_srgb(np.clip(b, 0, 1)) * 255) / 255
     sharp = linear_to_srgb(np.clip(lin, 0, 1))
-    return (np.ascontiguousarray(sharp[m:-m, m:-m], np.float32), np.ascontiguousarray(blurred[m:-m, m:-m], np.float32))
+    return (np.ascontiguousarray(sharp[m:-m, m:-m], np.float32),
+            np.ascontiguousarray(blurred[m:-m, m:-m], np.float32))
 
 
 def make_cases(n: int, side: int, seed: int, split: str = "heldout", noise: float = NOISE, *,

@@ -456,9 +456,10 @@ def _deconvolution_route(color, plan: _Plan, mode, report, st: Strength, opts: _
     """Non-blind deconvolution with the planned kernel (a kernel per cell on a grid); an estimated kernel
     must explain the photo (:func:`_do_no_harm`)."""
     reg = (plan.regularization(st), 0.0)
-    if checked and plan.blind and not plan.grid and color.shape[0] * color.shape[1] > CHECK_PIXELS \
-            and _floor_binds(color, plan.psf, st, opts):
-        return _big_blind_route(color, plan, mode, report, st, opts, progress)
+    if checked and plan.blind and not plan.grid and color.shape[0] * color.shape[1] > CHECK_PIXELS:
+        noise = _calm_noise(color, plan.psf, st, opts)
+        if noise is not None:
+            return _big_blind_route(color, plan, noise, mode, report, st, opts, progress)
     restored = _restore_plan(color, plan.psf, plan.grid, reg, opts, report, progress)
     outcome = _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action, grid=plan.grid, blind=plan.blind)
     if not checked:
@@ -466,29 +467,40 @@ def _deconvolution_route(color, plan: _Plan, mode, report, st: Strength, opts: _
     if plan.looked_sharp:       # auto mode's check of a "sharp" verdict: trusted, or the photo is sharp after all
         if _kernel_trusted(color, outcome.restored, plan.psf, report, opts.trust_limit):
             return _calm_blind(color, outcome, st, opts, report, progress)
-        report["warnings"].append("the shake found does not explain the photo: treated as sharp")
-        return _already_sharp_route(color, _ALREADY_SHARP, st)
+        return _sharp_after_all(color, report, st)
     outcome = _do_no_harm(color, outcome, plan.grid, reg, mode, report, st, opts, progress)
     return _calm_blind(color, outcome, st, opts, report, progress)
 
 
-def _restore_plan(color, psf, grid, reg, opts, report, progress):
-    """One kernel's restoration, or a grid's (:func:`deblur_core.spatial.restore_grid`)."""
+def _sharp_after_all(color, report, st: Strength) -> _Outcome:
+    """Auto mode's check of a "sharp" verdict found a shake that does not explain the photo."""
+    report["warnings"].append("the shake found does not explain the photo: treated as sharp")
+    return _already_sharp_route(color, _ALREADY_SHARP, st)
+
+
+def _restore_plan(color, psf, grid, reg, opts, report, progress, noise=None):
+    """One kernel's restoration, or a grid's (:func:`deblur_core.spatial.restore_grid`; each region then
+    measures its own noise, ``noise`` serves one kernel only)."""
     if grid:
         from .spatial import restore_grid
         return restore_grid(color, grid["regions"], grid["kernels"],
                             lambda part, k: _restore(part, k, reg, opts.use_network, report, None),
                             progress=_scaled_progress(progress, 0.3, 0.55))
-    return _restore(color, psf, reg, opts.use_network, report, progress)
+    return _restore(color, psf, reg, opts.use_network, report, progress, noise=noise)
 
 
-def _floor_binds(color, psf, st: Strength, opts: _Options) -> bool:
-    """Whether a blind kernel's noise floor is above the noise the restoration would otherwise assume."""
+_BLIND = _Plan("deconvolve", blind=True)     # a blind kernel's regularisation and noise floor
+
+
+def _calm_noise(color, psf, st: Strength, opts: _Options) -> float | None:
+    """The photo's measured noise (:func:`deblur_core.pnp.measured_noise`) where a blind kernel's noise floor
+    is above the noise its restoration would otherwise assume; None where it is not (or nothing to restore,
+    or no network: the floor is the network restoration's)."""
     if psf is None or psf.size <= 1 or opts.use_network is False:
-        return False
+        return None
     from .pnp import measured_noise
-    plan = _Plan("deconvolve", psf, blind=True)
-    return max(measured_noise(color), 0.002) * plan.regularization(st) < plan.noise_floor(st)
+    noise = measured_noise(color)
+    return noise if max(noise, 0.002) * _BLIND.regularization(st) < _BLIND.noise_floor(st) else None
 
 
 def _check_window(shape, report) -> tuple:
@@ -502,11 +514,12 @@ def _check_window(shape, report) -> tuple:
     return slice(y0, min(h, y0 + side)), slice(x0, min(w, x0 + side))
 
 
-def _big_blind_route(color, plan: _Plan, mode, report, st: Strength, opts: _Options, progress) -> _Outcome:
+def _big_blind_route(color, plan: _Plan, noise: float, mode, report, st: Strength, opts: _Options,
+                     progress) -> _Outcome:
     """A blind kernel on a big clean photo: the do-no-harm check reads a restoration of a
     :data:`CHECK_PIXELS` window around the estimate's region at the measured noise (what the residual is
     read against); the layer is restored once, with the noise floor (:func:`_calm_blind` restores a small
-    photo twice instead: on 12 MP that would cost about 25 s)."""
+    photo twice instead: on 12 MP that would cost about 25 s). ``noise``: the photo's, measured once."""
     scale = plan.regularization(st)
     window = _check_window(color.shape, report)
     part = color[window]
@@ -516,11 +529,11 @@ def _big_blind_route(color, plan: _Plan, mode, report, st: Strength, opts: _Opti
                                 window[0].stop - window[0].start]
     del trial, part
     if trusted:
-        restored = _restore(color, plan.psf, (scale, plan.noise_floor(st)), opts.use_network, report, progress)
+        restored = _restore(color, plan.psf, (scale, plan.noise_floor(st)), opts.use_network, report, progress,
+                            noise=noise)
         return _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action, blind=True)
     if plan.looked_sharp:
-        report["warnings"].append("the shake found does not explain the photo: treated as sharp")
-        return _already_sharp_route(color, _ALREADY_SHARP, st)
+        return _sharp_after_all(color, report, st)
     return _calm_blind(color, _other_candidates(color, mode, report, st, opts, progress), st, opts, report, progress)
 
 
@@ -528,14 +541,13 @@ def _calm_blind(color, outcome: _Outcome, st: Strength, opts: _Options, report, 
     """A trusted blind kernel restored again with :data:`BLIND_NOISE_FLOOR` where the photo's own noise is
     lower (clean photos): the trust check is made on the restoration at the measured noise, because the
     re-blur residual is read against that noise; the layer gets the calmer one."""
-    if outcome.route != "deconvolve" or not outcome.blind or outcome.psf is None or outcome.psf.size <= 1 \
-            or opts.use_network is False:
+    if outcome.route != "deconvolve" or not outcome.blind:
         return outcome
-    if not _floor_binds(color, outcome.psf, st, opts):
+    noise = _calm_noise(color, outcome.psf, st, opts)
+    if noise is None:
         return outcome
-    plan = _Plan("deconvolve", outcome.psf, blind=True)
-    scale, floor = plan.regularization(st), plan.noise_floor(st)
-    outcome.restored = _restore_plan(color, outcome.psf, outcome.grid, (scale, floor), opts, report, progress)
+    reg = (_BLIND.regularization(st), _BLIND.noise_floor(st))
+    outcome.restored = _restore_plan(color, outcome.psf, outcome.grid, reg, opts, report, progress, noise=noise)
     return outcome
 
 
@@ -587,8 +599,9 @@ def _other_candidates(color, mode, report, st: Strength, opts: _Options, progres
                     action="gentle sharpening (the estimated blur was not trusted)")
 
 
-def _restore(color, psf, reg, use_network, report, progress):
-    """``color`` deconvolved by ``psf``; ``reg`` = (regularisation scale, least noise level) of the plan."""
+def _restore(color, psf, reg, use_network, report, progress, noise=None):
+    """``color`` deconvolved by ``psf``; ``reg`` = (regularisation scale, least noise level) of the plan;
+    ``noise``: the photo's :func:`deblur_core.pnp.measured_noise` when already measured (None: measured here)."""
     if psf.shape == (1, 1):
         return color.copy()
     reg_scale, noise_floor = reg
@@ -596,7 +609,7 @@ def _restore(color, psf, reg, use_network, report, progress):
     if use_network is not False:
         try:
             from .pnp import pnp_deconvolve
-            out = pnp_deconvolve(color, psf, strength_scale=reg_scale, noise_floor=noise_floor,
+            out = pnp_deconvolve(color, psf, noise_sigma=noise, strength_scale=reg_scale, noise_floor=noise_floor,
                                  progress=_scaled_progress(progress, 0.3, 0.55))
             if noise_floor > 0:
                 report["noise_floor"] = round(float(noise_floor), 4)

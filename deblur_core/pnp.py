@@ -155,8 +155,8 @@ def pnp_deconvolve(image: np.ndarray, psf: np.ndarray, *, noise_sigma: float | N
     if clipped not in ("unknown", "fit"):
         raise ValueError(f"clipped must be 'unknown' or 'fit', got {clipped!r}")
     opts = dict(noise_sigma=noise_sigma, iterations=iterations, lam=lam, sigma_start=sigma_start,
-                strength_scale=strength_scale, noise_floor=noise_floor, model=model, map_mode=map_mode, net_margin=net_margin,
-                clipped=clipped)
+                strength_scale=strength_scale, noise_floor=noise_floor, model=model, map_mode=map_mode,
+                net_margin=net_margin, clipped=clipped)
     from .deconvolution import tile_context, tile_plan
     from .tiling import process_tiled
     tile = tile_plan(img.shape, tile, psf.shape)
