@@ -2,7 +2,7 @@
 
 :func:`features` measures the cepstral motion and defocus signatures (:mod:`.estimate`), edge width
 overall and by orientation, spectral anisotropy and noise; a small multinomial logistic model with
-quadratic terms (``classifier_model.json``) and the blur-type network (``models/blurtype-v1.onnx``,
+quadratic terms (``classifier_model.json``) and the blur-type network (``models/blurtype-v2.onnx``,
 which also reads the cepstrum and log power spectrum themselves, :func:`spectral_planes`), both fitted
 on the training split only (``training/train_blurtype.py``), vote on the blur type (:func:`classify`);
 the parametric estimates give its parameters. :func:`analyze` adds the recoverability verdict (blur
@@ -201,7 +201,7 @@ def predict_proba(vec: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-NETWORK = "blurtype-v1"  # the blur-type network of deblur_core.network.MODELS
+NETWORK = "blurtype-v2"  # the blur-type network of deblur_core.network.MODELS
 
 
 def network_logits(planes: np.ndarray, vec: np.ndarray) -> np.ndarray:

@@ -80,10 +80,10 @@ MODELS: dict[str, ModelSpec] = {
         description="denoiser-v2 fine-tuned inside the plug-and-play loop (unfolded, end to end): the prior "
                     "of pnp.pnp_deconvolve",
     ),
-    "blurtype-v1": ModelSpec(
-        name="blurtype-v1",
-        file="blurtype-v1.onnx",
-        sha256="d3858a7b172e9fca989db3e4cafcccde99fa160b82526419d81c0742291e69b7",
+    "blurtype-v2": ModelSpec(
+        name="blurtype-v2",
+        file="blurtype-v2.onnx",
+        sha256="4badaf7fdbdbc8ea440ef706315d864d6fae3258b76ec1d4972d04a549b4243a",
         layout="planes: N x 2 x 96 x 96 float32 (classifier.spectral_planes: Welch cepstrum centre, log power "
                "spectrum) + features: N x 36 float32 (classifier.FEATURES, raw) -> logits N x 5 (BLUR_TYPES)",
         in_channels=2,

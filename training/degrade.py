@@ -150,7 +150,33 @@ def noisy_pair(clean: np.ndarray, rng: np.random.Generator, *, max_sigma: float 
 CLASSES = ("sharp", "motion", "defocus", "gaussian", "shake")
 
 
-def blur_case(image: np.ndarray, kind: str, rng: np.random.Generator):
+def camera_case(image: np.ndarray, kind: str, rng: np.random.Generator):
+    """One classification case of the camera recipe (blurtype-v2): the blur of ``kind`` as in
+    :func:`blur_case`, except that camera shake is a hand's open stroke (``hand_shake_kernel``, 7-45 px)
+    or Boracchi & Foi's looping trajectory (11-45 px), half each; then, as a camera records it, blur in
+    linear light, an exposure gain of 1-1.6 on 40 % of the cases clipping the highlights after the blur,
+    Poisson-Gaussian noise (read sigma 0-0.01, shot gain 0-0.002, linear light), clipping, JPEG 75-95.
+    Returns (degraded, params)."""
+    from deblur_core.kernels import hand_shake_kernel
+    p: dict = {}
+    if kind == "shake":
+        if rng.random() < 0.5:
+            psf = hand_shake_kernel(int(rng.integers(7, 46)) | 1, rng)
+            p = {"trajectory": "hand"}
+        else:
+            psf = shake_kernel(int(rng.integers(11, 46)) | 1, rng)
+            p = {"trajectory": "loops"}
+        y = blur(image, psf)
+    else:
+        y, p = blur_case(image, kind, rng, noise=False)
+    gain = float(rng.uniform(1.0, 1.6)) if rng.random() < 0.4 else 1.0
+    if gain != 1.0:
+        y = clip_highlights(y, gain)
+    y = add_noise(y, float(rng.uniform(0, 0.01)), rng, linear=True, shot=float(rng.uniform(0, 0.002)))
+    return jpeg(np.clip(y, 0, 1).astype(np.float32), int(rng.integers(75, 96))), p
+
+
+def blur_case(image: np.ndarray, kind: str, rng: np.random.Generator, *, noise: bool = True):
     """One classification case: ``image`` degraded with a random blur of ``kind`` (sharp, linear motion
     5-40 px at any angle, defocus radius 2-12 px, gaussian sigma 1-4 px, shake 11-45 px), noise sigma
     0-0.01 in linear light and JPEG quality 75-95. Returns (degraded, params)."""
@@ -170,5 +196,7 @@ def blur_case(image: np.ndarray, kind: str, rng: np.random.Generator):
         psf = shake_kernel(int(rng.integers(11, 46)) | 1, rng)
     else:
         raise ValueError(kind)
+    if not noise:  # the blur alone (camera_case adds exposure, noise and JPEG)
+        return blur(image, psf), p
     y = degrade(image, psf, noise_sigma=float(rng.uniform(0, 0.01)), rng=rng, jpeg_quality=int(rng.integers(75, 96)))
     return y, p

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Train the blur-type network (models/blurtype-v1.onnx) on cases from training/classifier_data.py.
+"""Train the blur-type network (models/blurtype-v2.onnx) on cases from training/classifier_data.py.
 
-    .venv-train/bin/python training/train_blurtype.py --data clf-cnn [--epochs 60] [--export]
+    .venv-train/bin/python training/train_blurtype.py --data clf-v2 --epochs 30 --export   # blurtype-v2
 
 A small CNN reads the spectral planes (the Welch cepstrum's centre and the log power spectrum,
 ``classifier.spectral_planes``) and, in its head, the classifier's hand-made feature vector
@@ -93,6 +93,8 @@ def main(argv=None):
     ap.add_argument("--val", type=float, default=0.15, help="fraction of chunks held for validation")
     ap.add_argument("--all", action="store_true", help="train on every chunk (the shipped model)")
     ap.add_argument("--export", action="store_true")
+    ap.add_argument("--out", default="blurtype-v2.onnx", help="file name under models/ for --export")
+    ap.add_argument("--model-json", default=C.MODEL_FILE, help="where --export writes the refitted logistic model")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     torch.manual_seed(a.seed)
@@ -132,13 +134,13 @@ def main(argv=None):
         print(msg, flush=True)
     net.eval()
     if a.export:
-        export(net, os.path.join(ROOT, "models", "blurtype-v1.onnx"))
+        export(net, os.path.join(ROOT, "models", a.out))
         # the feature model the engine combines it with, fitted on the same cases
         import json
         from train_classifier import fit
-        with open(C.MODEL_FILE, "w") as fh:
+        with open(a.model_json, "w") as fh:
             json.dump(fit(Xt, yt, 3e-2), fh)
-        print(f"wrote {C.MODEL_FILE} (logistic model on the same {len(yt)} cases)")
+        print(f"wrote {a.model_json} (logistic model on the same {len(yt)} cases)")
 
 
 def evaluate(net, va, Xt, yt):
