@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Training cases for the blur-type network (models/blurtype-v1.onnx): TRAIN split photos only.
+"""Training cases for the blur-type network (models/blurtype-v2.onnx): TRAIN split photos only.
 
     .venv/bin/python training/classifier_data.py --cases 6000 --name clf-cnn   # resumable, in chunks
     .venv/bin/python training/classifier_data.py --recipe camera --cases 4000 --name clf-v2 --shard 0/2  # blurtype-v2
