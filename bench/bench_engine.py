@@ -194,11 +194,12 @@ def bench_auto(split, n, seed, with_network=True, camera_model=False):
     if camera_model:
         from bench_shake import camera
     rows, motion_rows = [], []
-    for kind in ("motion", "defocus", "shake"):
+    for kind in ("motion", "defocus", "shake", "gaussian"):
         res = {p: {"gain": [], "ssim": [], "gap": [], "mode_gap": []} for p, _ in paths}
         for name, img in imgs:
             psf = {"motion": lambda: K.motion_kernel(rng.uniform(8, 30), rng.uniform(0, 180)),
                    "defocus": lambda: K.defocus_kernel(rng.uniform(3, 9)),
+                   "gaussian": lambda: K.gaussian_kernel(rng.uniform(1.2, 4)),     # a soft lens, a soft scan
                    "shake": (lambda: K.hand_shake_kernel(int(rng.integers(13, 28)) | 1, rng)) if camera_model
                    else (lambda: K.shake_kernel(int(rng.integers(11, 32)) | 1, rng))}[kind]()
             if camera_model:

@@ -105,6 +105,11 @@ CHECK_PIXELS = 1_500_000
 # (docs/experiments/diagnosis.md): a periodic texture fools the estimator, so the bar is well above it.
 SHARP_CHECK_BELOW = 0.8
 SHAKE_CHECK_PX = 17
+# Auto mode checks every "gaussian" verdict the same way: a trusted blind kernel at least SHAKE_CHECK_PX px
+# long and TRAIL_ASPECT times longer than wide (harm.trail_shape) is restored instead of the gaussian. The
+# shake that Köhler's photos typed gaussian gave trails 26-40 px long, 9-14 times their width; a gaussian
+# blob is about twice as long as its mean width (docs/experiments/diagnosis.md, stop 26).
+TRAIL_ASPECT = 6.0
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,10 @@ class _Plan:
     action: str = ""                    # what is done, in words (the layer's title)
     grid: dict = field(default_factory=dict)    # shake on a grid: {"regions": n, "kernels": [psf per cell]}
     blind: bool = False                 # a blind camera-shake estimate (BLIND_KERNEL_REGULARIZATION)
-    looked_sharp: bool = False          # found by auto mode's check of a photo the diagnosis called sharp
+    # Auto mode's check of a diagnosis ("sharp", "gaussian") by the blind estimator: the verdict checked and
+    # the plan it stands for, taken instead when this kernel is not trusted.
+    checks: str = ""
+    instead: "_Plan | None" = None
 
     def regularization(self, st: "Strength") -> float:
         """The deconvolution's regularisation scale for this kernel at the slider's setting."""
@@ -301,6 +309,9 @@ def _plan(color, mode, report, opts: _Options, progress) -> _Plan:
             mode = "shake"
         if mode == "sharp":
             return _check_sharp(color, report, opts, progress) or _ALREADY_SHARP
+        if report["blur_type"] == "gaussian":
+            gaussian = _focus_plan(color, report, opts)
+            return _check_gaussian(color, report, gaussian, opts, progress) or gaussian
     if mode == "motion":
         # Auto mode reads the line as the analysis did; the user's Motion mode asserts a straight line,
         # read radius by radius (estimate.estimate_motion), its do-no-harm check refusing a false one.
@@ -339,7 +350,29 @@ def _check_sharp(color, report, opts: _Options, progress) -> _Plan | None:
         return None
     report["warnings"].append(f"the photo looked sharp ({conf:.0%} sure), but the camera-shake check found a "
                               f"{plan.psf.shape[1]}x{plan.psf.shape[0]} px shake")
-    return replace(plan, looked_sharp=True)
+    return replace(plan, checks="sharp")
+
+
+def _check_gaussian(color, report, gaussian: _Plan, opts: _Options, progress) -> _Plan | None:
+    """Auto mode's check of a "gaussian" verdict (issue 20): recorded camera shake that the diagnosis reads
+    as soft focus (11 of Köhler's 48) would get a gaussian kernel, which undoes little of it. The blind
+    estimate's plan when its kernel is a trail (at least :data:`SHAKE_CHECK_PX` px long at the estimator's
+    working scale and :data:`TRAIL_ASPECT` times longer than wide), with ``gaussian`` to fall back on
+    when that kernel is not trusted; else None (the gaussian stands). Said in the warnings either way."""
+    from .harm import trail_shape
+    try:
+        plan = _shake_plan(color, report, replace(opts, shake_regions=1), progress)
+    except ValueError:          # too few edges for a blind estimate: nothing to check with
+        return None
+    length, width = trail_shape(plan.psf)
+    working = (length - 1) * float(report["shake"].get("scale", 1.0)) + 1
+    if working < SHAKE_CHECK_PX or length < TRAIL_ASPECT * width:
+        report["warnings"].append(f"the blur looks like soft focus and the camera-shake check agrees (no trail: "
+                                  f"{length} px long, {width:.1f} px wide)")
+        return None
+    report["warnings"].append(f"the blur looked like soft focus, but the camera-shake check found a {length} px "
+                              "trail")
+    return replace(plan, checks="gaussian", instead=gaussian)
 
 
 def _motion_plan(color, opts: _Options, *, normalise: str = "radius") -> _Plan:
@@ -456,6 +489,11 @@ def _deconvolution_route(color, plan: _Plan, mode, report, st: Strength, opts: _
     """Non-blind deconvolution with the planned kernel (a kernel per cell on a grid); an estimated kernel
     must explain the photo (:func:`_do_no_harm`)."""
     reg = (plan.regularization(st), 0.0)
+    if checked and plan.blind and not plan.grid and _implausible(plan.psf, report):
+        if plan.checks:
+            return _verdict_after_all(color, plan, mode, report, st, opts, progress)
+        return _calm_blind(color, _other_candidates(color, mode, report, st, opts, progress), st, opts, report,
+                           progress)
     if checked and plan.blind and not plan.grid and color.shape[0] * color.shape[1] > CHECK_PIXELS:
         noise = _calm_noise(color, plan.psf, st, opts)
         if noise is not None:
@@ -464,18 +502,21 @@ def _deconvolution_route(color, plan: _Plan, mode, report, st: Strength, opts: _
     outcome = _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action, grid=plan.grid, blind=plan.blind)
     if not checked:
         return _calm_blind(color, outcome, st, opts, report, progress)
-    if plan.looked_sharp:       # auto mode's check of a "sharp" verdict: trusted, or the photo is sharp after all
+    if plan.checks:     # auto mode's check of a verdict: trusted, or the verdict stands after all
         if _kernel_trusted(color, outcome.restored, plan.psf, report, opts.trust_limit):
             return _calm_blind(color, outcome, st, opts, report, progress)
-        return _sharp_after_all(color, report, st)
+        return _verdict_after_all(color, plan, mode, report, st, opts, progress)
     outcome = _do_no_harm(color, outcome, plan.grid, reg, mode, report, st, opts, progress)
     return _calm_blind(color, outcome, st, opts, report, progress)
 
 
-def _sharp_after_all(color, report, st: Strength) -> _Outcome:
-    """Auto mode's check of a "sharp" verdict found a shake that does not explain the photo."""
-    report["warnings"].append("the shake found does not explain the photo: treated as sharp")
-    return _already_sharp_route(color, _ALREADY_SHARP, st)
+def _verdict_after_all(color, plan: _Plan, mode, report, st: Strength, opts: _Options, progress) -> _Outcome:
+    """Auto mode's check of a verdict found a shake that does not explain the photo: the verdict's plan."""
+    if plan.checks == "sharp":
+        report["warnings"].append("the shake found does not explain the photo: treated as sharp")
+        return _already_sharp_route(color, _ALREADY_SHARP, st)
+    report["warnings"].append(f"the shake found does not explain the photo: treated as {plan.checks} blur")
+    return _run_route(color, plan.instead, mode, report, st, opts, progress, checked=True)
 
 
 def _restore_plan(color, psf, grid, reg, opts, report, progress, noise=None):
@@ -532,8 +573,8 @@ def _big_blind_route(color, plan: _Plan, noise: float, mode, report, st: Strengt
         restored = _restore(color, plan.psf, (scale, plan.noise_floor(st)), opts.use_network, report, progress,
                             noise=noise)
         return _Outcome(restored, st.blend, "deconvolve", plan.psf, plan.action, blind=True)
-    if plan.looked_sharp:
-        return _sharp_after_all(color, report, st)
+    if plan.checks:
+        return _verdict_after_all(color, plan, mode, report, st, opts, progress)
     return _calm_blind(color, _other_candidates(color, mode, report, st, opts, progress), st, opts, report, progress)
 
 
@@ -565,6 +606,8 @@ def _do_no_harm(color, outcome: _Outcome, grid, reg: tuple, mode, report, st: St
         outcome.action = f"camera shake {psf.shape[1]}x{psf.shape[0]} px kernel (one for the whole photo)"
     if grid or psf is None or psf.size <= 1:
         return outcome
+    if outcome.blind and _implausible(psf, report):     # the grid's kernel for the whole photo
+        return _other_candidates(color, mode, report, st, opts, progress)
     if _kernel_trusted(color, outcome.restored, psf, report, opts.trust_limit):
         return outcome
     return _other_candidates(color, mode, report, st, opts, progress)
@@ -589,6 +632,8 @@ def _other_candidates(color, mode, report, st: Strength, opts: _Options, progres
                 break
             if regions:
                 report["shake"]["regions"] = regions
+            if _implausible(plan.psf, report):
+                continue
             restored = _restore(color, plan.psf, (plan.regularization(st), 0.0), opts.use_network, report, progress)
             if _kernel_trusted(color, restored, plan.psf, report, opts.trust_limit):
                 what = f"the {first} kernel" if len(tried) == 1 and mode == "auto" and first != "shake" else \
@@ -638,6 +683,21 @@ def _kernel_trusted(color, restored, psf, report, limit: float) -> bool:
     return trusted
 
 
+def _implausible(psf, report) -> str | None:
+    """Why a blind kernel cannot be the camera's path (:func:`deblur_core.harm.implausible_kernel`: a diffuse
+    blob, or a trail that runs to the edge of the window its size was searched in), else None; the reason
+    goes to report["harm"] and the warnings. The re-blur residual passes such kernels on scenes with little
+    detail, with restorations full of ghosts."""
+    from .harm import implausible_kernel
+    info = report.get("shake", {})
+    window = info.get("window") if info.get("auto_size") else None
+    why = implausible_kernel(psf, window=window, scale=float(info.get("scale", 1.0)))
+    if why:
+        report["harm"] = {"implausible": why, "trusted": False, "kernel_size": [int(psf.shape[1]), int(psf.shape[0])]}
+        report["warnings"].append(f"the camera-shake kernel was refused: {why}")
+    return why
+
+
 def _grid_trusted(color, restored, grid, report, limit: float) -> bool:
     """Whether every region of a grid restoration is explained by its own kernel (the re-blur residual of
     :func:`_kernel_trusted` on each cell, with a kernel-sized margin); the figures go to
@@ -662,11 +722,13 @@ def _grid_trusted(color, restored, grid, report, limit: float) -> bool:
 
 def _fallback_sharpen(color, report, st):
     """Gentle sharpening in place of a restoration whose kernel was not trusted, said in plain words."""
-    residual = report["harm"]["reblur_residual"]
+    harm = report["harm"]
+    why = (f"the result blurred again differs from it {harm['reblur_residual']:.0f}x more than the noise"
+           if "reblur_residual" in harm else harm["implausible"])
     report["warnings"].append(
-        "the estimated blur does not explain this photo well (the result blurred again differs from it "
-        f"{residual:.0f}x more than the noise), so deblurring it would add ringing stripes: gentle sharpening "
-        "was used instead. Try Camera Shake on a selection with clear detail, or give the kernel size")
+        f"the estimated blur does not explain this photo well ({why}), so deblurring it would add ringing "
+        "stripes or ghosts: gentle sharpening was used instead. Try Camera Shake on a selection with clear "
+        "detail, or give the kernel size")
     report["fallback"] = "sharpen"
     return smart_sharpen(color, amount=1.6 * st.gentle_amount)
 

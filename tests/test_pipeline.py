@@ -166,6 +166,39 @@ def test_auto_checks_an_unsure_sharp_verdict_with_the_shake_estimator():
     assert res.report["action"] == "gentle sharpening (photo already sharp)"
 
 
+def test_auto_checks_a_gaussian_verdict_with_the_shake_estimator():
+    """Issue 20: a "gaussian" verdict is checked by the blind estimator. On a gaussian blur it finds no
+    trail and the soft-focus correction stands (said in the warnings)."""
+    from skimage import data
+    from deblur_core import analyze
+    from deblur_core.kernels import gaussian_kernel
+    soft = blur_linear(data.astronaut()[100:484, 50:434].astype(np.float32) / 255, gaussian_kernel(1.5),
+                       noise=0.003, seed=1)
+    assert analyze(soft)["blur_type"] == "gaussian"
+    res = deblur(soft, mode="auto", use_network=False)
+    assert "shake" in res.report and res.report["action"].startswith(("soft focus", "focus radius"))
+    assert any("camera-shake check agrees (no trail" in w for w in res.report["warnings"])
+
+
+def test_a_shake_read_as_gaussian_is_restored_with_its_trail(photo, monkeypatch):
+    """The other side of the check: 11 of Köhler's 48 recorded shakes read "gaussian". Given that verdict
+    (the diagnosis is pinned here), auto mode finds the 21 px trail, trusts it and restores with it; the
+    gaussian would be the plan if the trail were not trusted."""
+    from deblur_core import pipeline
+    real = pipeline.analyze
+
+    def gaussian_verdict(image, **kw):
+        rep = real(image, **kw)
+        rep.update(blur_type="gaussian", params={"sigma": 1.5})
+        return rep
+    monkeypatch.setattr(pipeline, "analyze", gaussian_verdict)
+    blurred = blur_linear(photo, kernels.motion_kernel(21, 30), noise=0.003, seed=4)
+    res = deblur(blurred, mode="auto", use_network=False)
+    assert any("looked like soft focus, but the camera-shake check found a" in w for w in res.report["warnings"])
+    assert res.report["action"].startswith("camera shake") and res.report["harm"]["trusted"]
+    assert max(res.kernel.shape) >= 17
+
+
 def test_motion_mode_reads_the_line_on_a_camera_jpeg():
     """Motion mode on a 24 px motion at 60 degrees saved as JPEG 85 with noise (skimage's rocket): the
     line read radius by radius is the true one and explains the photo (where the global reading lands on

@@ -57,6 +57,19 @@ def test_estimate_on_a_shaken_photo(gray_photo, prior, name):
     assert info["method"].startswith(name) and info["scales"] >= 2 and info["window"] == 15
 
 
+def test_size_found_grows_a_window_that_cuts_the_kernel_off(gray_photo):
+    """Size found: a 256 px photo gets a 25 px window; a 27 px shake runs to its edge, so the estimate is
+    made again in a window half as large again, where the whole trail fits."""
+    k = motion_kernel(27, 30)
+    blurred = blur_linear(gray_photo, k, noise=0.003, seed=2)
+    psf, info = estimate_kernel(blurred)
+    assert info["window_grown"] and info["window"] == 39 and max(psf.shape) >= 25
+    assert similarity(k, psf) > 0.7
+    small = hook_kernel(15)                 # contained in the first window: estimated once
+    _, info = estimate_kernel(blur_linear(gray_photo, small, noise=0.003, seed=2))
+    assert not info["window_grown"] and info["window"] == 25
+
+
 def test_settings_are_passed_in_not_module_state(gray_photo):
     blurred = blur_linear(gray_photo, motion_kernel(9, 30), noise=0.003, seed=3)
     _, info = estimate_kernel(blurred, 9, settings=ShakeSettings(iterations=1, denoise=False))
@@ -188,3 +201,40 @@ def test_big_clean_photo_is_checked_on_a_window_and_restored_once(monkeypatch):
     assert w * h <= pipeline.CHECK_PIXELS and 0 <= x and 0 <= y and x + w <= side and y + h <= side
     assert res.report["noise_floor"] == pytest.approx(pipeline.BLIND_NOISE_FLOOR)
     assert calls == [(h, w, 3), blurred.shape]       # the window at the measured noise, then the photo once
+
+
+def test_a_camera_path_is_plausible_and_a_blob_or_a_window_filling_trail_is_not():
+    """The shape test of the do-no-harm check (harm.implausible_kernel): a thin trail passes; a diffuse blob
+    never does; a trail that runs to the edge of the window the estimator chose does, but not when the
+    user gave that size."""
+    from deblur_core.harm import MAX_PATH_WIDTH, implausible_kernel, path_width
+    from deblur_core.kernels import gaussian_kernel
+    k = hook_kernel(15)
+    assert path_width(k) < 4 and implausible_kernel(k, window=31) is None
+    blob = gaussian_kernel(12.0)
+    assert path_width(blob) > MAX_PATH_WIDTH and "diffuse" in implausible_kernel(blob)
+    # at a working scale of 0.3 the same blob spans 3x fewer estimator pixels: a path after all
+    assert implausible_kernel(blob, scale=0.3) is None
+    line = motion_kernel(29, 0)
+    assert "edge of the 31 px window" in implausible_kernel(line, window=31)
+    assert implausible_kernel(line, window=None) is None and implausible_kernel(line, window=41) is None
+
+
+def test_an_implausible_blind_kernel_is_never_restored(photo, monkeypatch):
+    """A diffuse blob from the estimator (featureless scenes) passes the re-blur residual with a restoration
+    full of ghosts: it is refused before restoring, the other estimator is tried, and the report says why."""
+    from deblur_core import shake
+    from deblur_core.kernels import gaussian_kernel
+    blurred = blur_linear(photo, hook_kernel(15), noise=0.005, seed=7)
+    real = shake.estimate_kernel
+
+    def blob_first(image, kernel_size=None, **kw):
+        psf, info = real(image, kernel_size, **kw)
+        if kw.get("settings", shake.DEFAULT).pixel_prior == "intensity":
+            psf = gaussian_kernel(12.0).astype(np.float32)
+        return psf, info
+    monkeypatch.setattr(shake, "estimate_kernel", blob_first)
+    res = deblur(blurred, mode="shake", shake_regions=1)
+    assert any("refused" in w and "diffuse blob" in w for w in res.report["warnings"])
+    assert res.kernel is not None and max(res.kernel.shape) < 25       # the dark channel's estimate instead
+    assert any("did not explain the blur; the dark camera-shake estimate did" in w for w in res.report["warnings"])

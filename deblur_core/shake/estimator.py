@@ -35,12 +35,12 @@ def _noise_sigma(gray: np.ndarray) -> float:
 
 class _Ticker:
     def __init__(self, progress, total, message):
-        self.progress, self.total, self.done, self.message = progress, max(total, 1), 0, message
+        self.progress, self.total, self.done, self.message = progress, total, 0, message
 
     def __call__(self):
         self.done += 1
         if self.progress is not None:
-            self.progress(min(self.done / self.total, 1.0) * 0.97, self.message)
+            self.progress(min(self.done / max(self.total, 1), 1.0) * 0.97, self.message)
 
 
 def _plan(region_w, region_h, kernel_size, settings):
@@ -105,11 +105,53 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
     H, W = img.shape[:2]
     x0, y0, rw, rh = clip_region(roi, W, H) if roi is not None else (0, 0, W, H)
     scale, ks, ks_full = _plan(rw, rh, kernel_size, settings)
-    gray, top = working_gray(img[y0:y0 + rh, x0:x0 + rw], False)
-    if scale < 1:
-        size = (max(8, int(round(rw * scale))), max(8, int(round(rh * scale))))
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-        top = cv2.resize(top, size, interpolation=cv2.INTER_NEAREST)   # no averaging clipped lights away
+    full = working_gray(img[y0:y0 + rh, x0:x0 + rw], False)
+    gray, top = _at_scale(full, scale)
+    tick = _Ticker(progress, 0, "Estimating the camera shake")
+    k, est = _estimate_at(gray, top, ks, settings, tick)
+    window = int(ks_full or odd((ks - 1) / scale + 1))
+    grown = _grown_plan(rw, rh, window, settings) if kernel_size is None and _touches(k, settings) else None
+    if grown is not None:
+        # Size found: a kernel that runs to the edge of its window was cut off by it (or is no trail at
+        # all); a window half as large again tells which (harm.implausible_kernel refuses the second kind).
+        # Past the largest window the photo is estimated downscaled, as for a large size given.
+        scale, ks, window = grown
+        gray, top = _at_scale(full, scale)
+        k, est = _estimate_at(gray, top, ks, settings, tick)
+    wx, wy, ww, wh, u, lights, n_useful, sigma, warnings, sizes, notes = est
+    psf = _finish(k, scale, settings)
+    if progress is not None:
+        progress(1.0, "Kernel estimated")
+    inv = 1.0 / scale
+    info = {
+        "method": f"{settings.pixel_prior} channel + L0 gradients (Pan et al.)" if settings.pixel_prior == "dark"
+        else f"L0 {settings.pixel_prior} + gradients (Pan et al.)",
+        "size": int(psf.shape[0]),
+        "window": window,
+        "requested_size": None if kernel_size is None else int(kernel_size),
+        "auto_size": kernel_size is None,
+        "scale": round(float(scale), 4),
+        "scales": len(sizes),
+        "levels": notes,
+        "iterations": int(tick.done),
+        "roi": [int(x0 + wx * inv), int(y0 + wy * inv), int(round(ww * inv)), int(round(wh * inv))],
+        "runtime_s": round(time.perf_counter() - t0, 3),
+        "window_grown": grown is not None,
+        "excluded_fraction": round(float(1 - u.mean()), 4),
+        "clipped_lights": int(lights),
+        "useful_gradients": int(n_useful),
+        "noise_sigma": round(sigma, 5),
+        "denoised": bool(settings.denoise and not warnings),
+    }
+    if warnings:
+        info["warnings"] = warnings
+    return psf, info
+
+
+def _estimate_at(gray, top, ks, settings, tick):
+    """One coarse-to-fine estimate with a ``ks`` px window on the working-scale gray photo and its
+    clip-detection image ``top``: (kernel at the working scale, (window x, y, w, h, usable mask, clipped
+    lights, useful gradients, noise sigma, warnings, level sizes, level notes))."""
     usable, lights = usable_mask(top, ks, settings.clip_level)
     # The estimation window at the working scale (the whole region when it fits).
     wx, wy, ww, wh = pick_region(gray, usable, settings.max_side)
@@ -121,34 +163,38 @@ def estimate_kernel(image: np.ndarray, kernel_size: int | None = None, *, roi=No
     if note:
         warnings.append(note)
     sizes, _ = level_sizes(ks, settings.coarsest, min(g.shape), settings.min_image)
-    tick = _Ticker(progress, len(sizes) * settings.iterations, "Estimating the camera shake")
-    k, latent, notes = coarse_to_fine(g, None if u.all() else u, ks, settings, tick)
-    psf = _finish(k, scale, settings)
-    if progress is not None:
-        progress(1.0, "Kernel estimated")
-    inv = 1.0 / scale
-    info = {
-        "method": f"{settings.pixel_prior} channel + L0 gradients (Pan et al.)" if settings.pixel_prior == "dark"
-        else f"L0 {settings.pixel_prior} + gradients (Pan et al.)",
-        "size": int(psf.shape[0]),
-        "window": int(ks_full or odd((ks - 1) * inv + 1)),
-        "requested_size": None if kernel_size is None else int(kernel_size),
-        "auto_size": kernel_size is None,
-        "scale": round(float(scale), 4),
-        "scales": len(sizes),
-        "levels": notes,
-        "iterations": int(tick.done),
-        "roi": [int(x0 + wx * inv), int(y0 + wy * inv), int(round(ww * inv)), int(round(wh * inv))],
-        "runtime_s": round(time.perf_counter() - t0, 3),
-        "excluded_fraction": round(float(1 - u.mean()), 4),
-        "clipped_lights": int(lights),
-        "useful_gradients": int(n_useful),
-        "noise_sigma": round(sigma, 5),
-        "denoised": bool(settings.denoise and not warnings),
-    }
-    if warnings:
-        info["warnings"] = warnings
-    return psf, info
+    tick.total += len(sizes) * settings.iterations
+    k, _, notes = coarse_to_fine(g, None if u.all() else u, ks, settings, tick)
+    return k, (wx, wy, ww, wh, u, lights, n_useful, sigma, warnings, sizes, notes)
+
+
+def _touches(k: np.ndarray, settings) -> bool:
+    """Whether the kernel's support (values above ``settings.final_cut`` of its maximum) reaches within
+    one pixel of its window's edge."""
+    ys, xs = np.nonzero(k >= settings.final_cut * k.max())
+    n = k.shape[0]
+    return bool(ys.size) and min(ys.min(), xs.min(), n - 1 - ys.max(), n - 1 - xs.max()) <= 1
+
+
+def _grown_plan(region_w: int, region_h: int, window: int, settings):
+    """(scale, kernel side at that scale, full-resolution window) for a window half as large again as
+    ``window`` (full resolution), or None when the region is too small for it."""
+    try:
+        scale, ks, ks_full = _plan(region_w, region_h, min(odd(1.5 * window), MAX_KERNEL), settings)
+    except ValueError:
+        return None
+    return (scale, ks, ks_full) if ks_full > window else None
+
+
+def _at_scale(full, scale: float):
+    """The working gray photo and its clip-detection image (:func:`~.regions.working_gray`) at ``scale``."""
+    gray, top = full
+    if scale >= 1:
+        return gray, top
+    h, w = gray.shape
+    size = (max(8, int(round(w * scale))), max(8, int(round(h * scale))))
+    return (cv2.resize(gray, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(top, size, interpolation=cv2.INTER_NEAREST))   # no averaging clipped lights away
 
 
 def _prepare(gray: np.ndarray, sigma: float, settings):
