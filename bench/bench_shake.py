@@ -433,6 +433,9 @@ def main(argv=None) -> int:
     db = np.array(psnr).mean(axis=0)
     print(f"mean PSNR of the result ({args.deconv}): estimated kernel {db[0]:.2f} dB, true kernel "
           f"{db[1]:.2f} dB, the blurry photo {db[2]:.2f} dB")
+    loss = np.array([p[2] - p[0] for p in psnr])      # do no harm: the result below the photo it came from
+    print(f"worse than the blurry photo by more than 0.5 dB: {int(np.sum(loss > 0.5))} of {len(loss)} "
+          f"(worst {loss.max():+.2f} dB)")
     r = np.array(sub)
     print(f"same, aligned to 0.25 px (Levin et al.'s comp_upto_shift): ratio <= 2: {np.mean(r <= 2) * 100:.0f} %, "
           f"<= 3: {np.mean(r <= 3) * 100:.0f} %, median ratio {np.median(r):.2f}")

@@ -12,7 +12,7 @@ and left out: patterned photos restored with the true kernel read as ringing.
 The residual cannot see a kernel that is wrong in a way the restoration can still fit: a diffuse blob or a
 trail running to the edge of its search window, on a scene with little detail (sky, periodic blinds), is
 fitted to within the noise by a restoration full of ghosts (2-7 dB worse than the photo on the camera
-bench). :func:`implausible_kernel` refuses those by the kernel's shape alone, before any restoration.
+bench's train split). :func:`implausible_kernel` refuses those by the kernel's shape alone, before any restoration.
 """
 from __future__ import annotations
 
