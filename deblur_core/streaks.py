@@ -24,6 +24,9 @@ MATCH = 0.8             # normalised cross-correlation for "the same shape"
 MIN_LENGTH = 15         # px at the working scale: shorter trails are lamps with a glow
 MAX_FILL = 0.7          # share of its bounding box a trail fills; a disk or an ellipse fills 0.785
 MAX_BRIGHT_SHARE = 0.25  # share of the photo brighter than mid-grey: trails show on a dark surround only
+LAMP_LIFT = 0.35        # a seed also where a thin structure stands this far above its surround (white top-hat) ...
+LAMP_LEVEL = 0.8        # ... and is at least this bright: a lamp, wherever the photo's brightest region is
+LAMP_DISK = 15          # px: the top-hat's disk, wider than a trail
 WORKING_SIDE = 1024
 
 
@@ -72,7 +75,8 @@ def find_streaks(gray: np.ndarray, *, max_length: int = 81, rel: float = 0.3, ma
     """Light-trail candidates in an sRGB-encoded grey image (H, W) in [0, 1].
 
     Seeds are the connected regions above the 99.5th percentile (and at least 0.5) of the lightly smoothed
-    image. Each is grown twice: in a fixed window of the longest trail looked for (``max_length`` px),
+    image, and thin bright structures (:data:`LAMP_LIFT` above a disk opening, at least :data:`LAMP_LEVEL`):
+    where a lit building or a sky sets the percentile, the lamps' trails are dimmer than it. Each is grown twice: in a fixed window of the longest trail looked for (``max_length`` px),
     where the trail must stand alone, and in its own bounding box plus a margin, where neighbouring lights
     may show. Returns dicts with ``x``, ``y``, ``w``, ``h`` (the trail's box, px), ``fill`` (share of the
     box) and ``shape`` (the trail above its surround), duplicates (boxes overlapping by half) removed.
@@ -80,7 +84,10 @@ def find_streaks(gray: np.ndarray, *, max_length: int = 81, rel: float = 0.3, ma
     sm = cv2.GaussianBlur(np.asarray(gray, np.float32), (0, 0), 1.0)
     H, W = sm.shape
     level = max(0.5, float(np.quantile(sm, 0.995)))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats((sm >= level).astype(np.uint8), connectivity=8)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (LAMP_DISK, LAMP_DISK))
+    lamps = (sm - cv2.morphologyEx(sm, cv2.MORPH_OPEN, disk) >= LAMP_LIFT) & (sm >= LAMP_LEVEL)
+    seeds = ((sm >= level) | lamps).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds, connectivity=8)
     order = [i for i in np.argsort(-stats[1:, 4]) + 1 if stats[i, 4] >= 3 and max(stats[i, 2:4]) <= max_length]
     found = []
     half = max_length // 2 + 4
