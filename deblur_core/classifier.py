@@ -136,7 +136,7 @@ def features(image: np.ndarray, *, max_side: int = 2048, with_planes: bool = Fal
     raw = {"edge_blur": edge / scale, "motion_length": m_len / scale, "motion_angle": m_ang,
            "motion_score": m_score, "defocus_radius": d_rad / scale, "defocus_score": d_score, "noise": noise}
     vec = np.nan_to_num(np.array(vec, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    out = {"vector": vec, "raw": raw, "scale": scale}
+    out = {"vector": vec, "raw": raw, "scale": scale, "luma": y}
     if with_planes:
         out["planes"] = spectral_planes(cep, logp)
     return out
@@ -312,10 +312,17 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
             why = (f"no clear defocus ring in the cepstrum (score {raw['defocus_score']:.1f}); the radius "
                    f"{params['radius']:.1f} px is a guess")
     elif kind == "gaussian":
-        params = {"sigma": round(max(edge, 0.5), 2)}
+        # The spectrum's fall reads the sigma of a gaussian blur; the edge widths under-read one of 2-5 px
+        # by half or more (estimate.spectral_gaussian_sigma), so they stand in only where the spectrum cannot
+        # be read.
+        spectral = est.spectral_gaussian_sigma(f["luma"]) / f["scale"]
+        params = {"sigma": round(max(spectral if np.isfinite(spectral) else edge, 0.5), 2)}
         extent = 6 * params["sigma"]
-        if edge <= 0.5:
-            status, why = "uncertain", "the edge width is at the measurement's floor"
+        if not np.isfinite(spectral):
+            status, why = "uncertain", ("the spectrum does not show the blur in enough directions: the sigma is the "
+                                        "edge width's")
+            if edge <= 0.5:
+                why = "the edge width is at the measurement's floor"
     elif kind == "shake" and trail is not None:
         params = {"extent": float(max(trail["size"])), "trail": trail["size"]}
         extent = params["extent"]

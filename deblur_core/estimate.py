@@ -7,6 +7,7 @@
 - :func:`estimate_motion`, :func:`estimate_defocus`: read those peaks, sub-pixel.
 - :func:`edge_blur_sigma`: gaussian-equivalent blur at edges by re-blurring (Zhuo & Sim, "Defocus map
   estimation from a single image", Pattern Recognition 2011); also the local blur map.
+- :func:`spectral_gaussian_sigma`: the sigma of a gaussian blur from the fall of the power spectrum.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from scipy import ndimage
 from .color import luminance, srgb_to_linear
 
 __all__ = ["power_cepstrum", "estimate_motion", "estimate_defocus", "edge_blur_sigma", "edge_ratio_sigma", "blur_map", "directional_blur",
-           "working_luma", "edge_candidates"]
+           "working_luma", "edge_candidates", "spectral_gaussian_sigma"]
 
 # The cepstral peak of a motion blur sits at its length, which is taken as it is (no correction). The
 # defocus ring sits at about 1.91 times the radius, so its radius is scaled by 1 / 1.91 (measured on
@@ -277,6 +278,81 @@ def edge_blur_sigma(gray: np.ndarray, *, measured=None, candidates=None) -> floa
         if mask.sum() >= 20:
             s = float(np.median(sigma[mask]))
     return float(np.clip(s, 0.0, 50.0))
+
+
+def spectral_gaussian_sigma(gray: np.ndarray, *, band=(0.01, 0.45), bins: int = 32, side: int = 1024,
+                            sectors: int = 8, min_sectors: int = 7, slope_prior: float = 1.0) -> float:
+    """Sigma (px) of a gaussian blur from the fall of the photo's power spectrum; NaN when it cannot be read.
+
+    A gaussian blur multiplies the power spectrum by exp(-sigma^2 (2 pi f)^2); a natural scene's spectrum
+    falls as a power of the frequency f (van der Schaaf & van Hateren, "Modelling the power spectra of
+    natural images", Vision Research 1996). In each of ``sectors`` orientation sectors, over the annuli
+    whose median power stands 4x clear of the noise floor, log(P(f) - floor) = a - beta log f -
+    sigma^2 (2 pi f)^2 is fitted by least squares (beta per sector, weakly held near 2). The blur is the
+    same in every direction while a scene can be soft in some (sky, blinds), so each sector's sigma
+    bounds the blur from above: the second smallest is returned (the smallest can be one noisy sector).
+    The edge-width measure (:func:`edge_blur_sigma`) reads camera-like gaussian blur of sigma 2-5 px as
+    0.6-2 px; this reads most within 0.3 px (docs/experiments/diagnosis.md, stop 27).
+
+    Parameters
+    ----------
+    gray : ndarray (H, W), linear-light luminance (:func:`working_luma`); at least 64 px on each side.
+    band : (low, high) frequencies in cycles/px of the fit.
+    bins : log-spaced annuli in ``band``; a sector needs 5 above the floor, spanning an octave.
+    side : the central square (px) whose spectrum is measured.
+    sectors, min_sectors : orientation sectors over [0, pi), and how many must be fitted: a scene with
+        detail in too few directions (a smooth sky) cannot tell its own softness from blur.
+    slope_prior : weight of the prior holding beta near 2 (in squared log-power units).
+
+    Returns
+    -------
+    float : sigma in px of ``gray``; NaN when too few sectors can be fitted.
+    """
+    from .deconvolution import estimate_noise
+    g = np.asarray(gray, np.float64)
+    h, w = g.shape
+    n = min(h, w, side)
+    if n < 64:
+        return float("nan")
+    y0, x0 = (h - n) // 2, (w - n) // 2
+    g = g[y0:y0 + n, x0:x0 + n]
+    floor = float(estimate_noise(g.astype(np.float32), jpeg_robust=True)) ** 2
+    win = np.outer(np.hanning(n), np.hanning(n))
+    # normalised so that white noise reads its variance at every frequency
+    power = (np.abs(np.fft.rfft2((g - g.mean()) * win)) ** 2 / float((win * win).sum())).ravel()
+    fy, fx = np.fft.fftfreq(n)[:, None], np.fft.rfftfreq(n)[None, :]
+    f = np.hypot(fy, fx).ravel()
+    sector = np.minimum(((np.arctan2(fy, fx).ravel() % np.pi) / np.pi * sectors).astype(int), sectors - 1)
+    edges = np.geomspace(band[0], band[1], bins + 1)
+    annulus = np.digitize(f, edges) - 1
+    inside = (annulus >= 0) & (annulus < bins)
+    cell = sector[inside] * bins + annulus[inside]
+    order = np.argsort(cell, kind="stable")
+    groups = np.split(power[inside][order], np.searchsorted(cell[order], np.arange(1, sectors * bins)))
+    fits = []
+    for sec in range(sectors):
+        freqs, logs = [], []
+        for b in range(bins):
+            values = groups[sec * bins + b]
+            if values.size < 8:
+                continue
+            p = float(np.median(values))    # the median: JPEG's block peaks sit on the axes
+            if p > 4 * floor:
+                freqs.append(np.sqrt(edges[b] * edges[b + 1]))
+                logs.append(np.log(p - floor))
+        if len(freqs) < 5 or freqs[-1] < 2 * freqs[0]:
+            continue
+        fr = np.asarray(freqs)
+        A = np.stack([np.ones_like(fr), -np.log(fr), -(2 * np.pi * fr) ** 2], axis=1)
+        # The slope and the gaussian's curvature trade off where few annuli clear the noise (a large blur).
+        A = np.vstack([A, [0.0, np.sqrt(slope_prior), 0.0]])
+        rhs = np.append(np.asarray(logs), 2.0 * np.sqrt(slope_prior))
+        (_, beta, s2), *_ = np.linalg.lstsq(A, rhs, rcond=None)
+        if 0.5 <= beta <= 4.5:
+            fits.append(float(np.sqrt(max(s2, 0.0))))
+    if len(fits) < min_sectors:
+        return float("nan")
+    return sorted(fits)[1] if len(fits) > 1 else fits[0]
 
 
 def directional_blur(gray: np.ndarray, bins: int = 4, *, measured=None):

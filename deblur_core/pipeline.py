@@ -387,7 +387,8 @@ def _motion_plan(color, opts: _Options, *, normalise: str = "radius") -> _Plan:
 
 def _focus_plan(color, report, opts: _Options) -> _Plan:
     """A defocus disk (the given radius, the analysis's, or a confident cepstrum estimate), else a gaussian
-    of the measured edge width (soft focus)."""
+    (soft focus) of the sigma the spectrum's fall reads (:func:`~deblur_core.estimate.spectral_gaussian_sigma`;
+    the edge width where the spectrum cannot be read)."""
     radius = opts.radius
     if radius is None:
         if report["blur_type"] == "defocus":
@@ -398,7 +399,13 @@ def _focus_plan(color, report, opts: _Options) -> _Plan:
                 radius = r
     if radius is not None:
         return _Plan("deconvolve", defocus_kernel(radius), f"focus radius {radius:.1f} px")
-    sigma = max(report["edge_blur"], 0.6)
+    if report["blur_type"] == "gaussian":
+        sigma = report["params"]["sigma"]
+    else:   # Focus mode on a photo not typed gaussian: the spectrum's reading, else the edge width's
+        luma = est.working_luma(color, max_side=2048)
+        spectral = est.spectral_gaussian_sigma(luma) * max(color.shape[:2]) / max(luma.shape)
+        sigma = spectral if np.isfinite(spectral) else report["edge_blur"]
+    sigma = max(sigma, 0.6)
     return _Plan("deconvolve", gaussian_kernel(sigma), f"soft focus sigma {sigma:.1f} px")
 
 
