@@ -48,7 +48,7 @@ def bench_classify(split, n, seed):
     imgs = photos(split, limit=n, seed=seed)
     kinds = CLASSES
     conf = {k: {j: 0 for j in kinds} for k in kinds}
-    ang_err, len_err, rad_err, times = [], [], [], []
+    ang_err, len_err, rad_err, sig_err, times = [], [], [], [], []
     from deblur_core import classifier as C
     alone = 0  # the fallback when the blur-type network is missing: the feature model alone
     for name, kind, p, y in classify_cases(imgs, seed):
@@ -64,6 +64,8 @@ def bench_classify(split, n, seed):
             len_err.append(abs(r["params"]["length"] - p["length"]))
         if kind == "defocus" and got == "defocus":
             rad_err.append(abs(r["params"]["radius"] - p["radius"]))
+        if kind == "gaussian" and got == "gaussian":
+            sig_err.append(abs(r["params"]["sigma"] - p["sigma"]))
     total = sum(sum(v.values()) for v in conf.values())
     correct = sum(conf[k][k] for k in kinds)
     table(f"Blur classifier on {len(imgs)} {split} photos x 5 blur types (noise 0-0.01, JPEG 75-95)",
@@ -75,6 +77,7 @@ def bench_classify(split, n, seed):
         ["motion angle median error (deg)", med(ang_err), "<= 3"],
         ["motion length median error (px)", med(len_err), "<= 1.5"],
         ["defocus radius median error (px)", med(rad_err), "<= 0.5"],
+        ["gaussian sigma median error (px)", med(sig_err), ""],
         ["analyze time per 512 px crop (s)", med(times), ""],
     ])
 
