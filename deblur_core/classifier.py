@@ -315,10 +315,10 @@ def analyze(image: np.ndarray, *, max_side: int = 2048) -> dict:
         # The spectrum's fall reads the sigma of a gaussian blur; the edge widths under-read one of 2-5 px
         # by half or more (estimate.spectral_gaussian_sigma), so they stand in only where the spectrum cannot
         # be read.
-        spectral = est.spectral_gaussian_sigma(f["luma"]) / f["scale"]
-        params = {"sigma": round(max(spectral if np.isfinite(spectral) else edge, 0.5), 2)}
+        sigma, spectral = est.soft_focus_sigma(f["luma"], f["scale"], edge)
+        params = {"sigma": round(max(sigma, 0.5), 2)}
         extent = 6 * params["sigma"]
-        if not np.isfinite(spectral):
+        if not spectral:
             status, why = "uncertain", ("the spectrum does not show the blur in enough directions: the sigma is the "
                                         "edge width's")
             if edge <= 0.5:

@@ -20,7 +20,7 @@ from scipy import ndimage
 from .color import luminance, srgb_to_linear
 
 __all__ = ["power_cepstrum", "estimate_motion", "estimate_defocus", "edge_blur_sigma", "edge_ratio_sigma", "blur_map", "directional_blur",
-           "working_luma", "edge_candidates", "spectral_gaussian_sigma"]
+           "working_luma", "edge_candidates", "spectral_gaussian_sigma", "soft_focus_sigma"]
 
 # The cepstral peak of a motion blur sits at its length, which is taken as it is (no correction). The
 # defocus ring sits at about 1.91 times the radius, so its radius is scaled by 1 / 1.91 (measured on
@@ -353,6 +353,14 @@ def spectral_gaussian_sigma(gray: np.ndarray, *, band=(0.01, 0.45), bins: int = 
     if len(fits) < min_sectors:
         return float("nan")
     return sorted(fits)[1] if len(fits) > 1 else fits[0]
+
+
+def soft_focus_sigma(luma: np.ndarray, scale: float, edge_sigma: float) -> tuple[float, bool]:
+    """The soft-focus sigma in px of the full-size photo: :func:`spectral_gaussian_sigma` of ``luma`` (the
+    photo's working luma, ``scale`` times its size), or ``edge_sigma`` (full-size px) where the spectrum
+    cannot be read. Returns (sigma, whether the spectrum read it)."""
+    spectral = spectral_gaussian_sigma(luma) / scale
+    return (float(spectral), True) if np.isfinite(spectral) else (float(edge_sigma), False)
 
 
 def directional_blur(gray: np.ndarray, bins: int = 4, *, measured=None):

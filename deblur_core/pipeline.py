@@ -403,8 +403,7 @@ def _focus_plan(color, report, opts: _Options) -> _Plan:
         sigma = report["params"]["sigma"]
     else:   # Focus mode on a photo not typed gaussian: the spectrum's reading, else the edge width's
         luma = est.working_luma(color, max_side=2048)
-        spectral = est.spectral_gaussian_sigma(luma) * max(color.shape[:2]) / max(luma.shape)
-        sigma = spectral if np.isfinite(spectral) else report["edge_blur"]
+        sigma, _ = est.soft_focus_sigma(luma, max(luma.shape) / max(color.shape[:2]), report["edge_blur"])
     sigma = max(sigma, 0.6)
     return _Plan("deconvolve", gaussian_kernel(sigma), f"soft focus sigma {sigma:.1f} px")
 

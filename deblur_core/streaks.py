@@ -76,9 +76,9 @@ def find_streaks(gray: np.ndarray, *, max_length: int = 81, rel: float = 0.3, ma
 
     Seeds are the connected regions above the 99.5th percentile (and at least 0.5) of the lightly smoothed
     image, and thin bright structures (:data:`LAMP_LIFT` above a disk opening, at least :data:`LAMP_LEVEL`):
-    where a lit building or a sky sets the percentile, the lamps' trails are dimmer than it. Each is grown twice: in a fixed window of the longest trail looked for (``max_length`` px),
-    where the trail must stand alone, and in its own bounding box plus a margin, where neighbouring lights
-    may show. Returns dicts with ``x``, ``y``, ``w``, ``h`` (the trail's box, px), ``fill`` (share of the
+    where a lit building or a sky sets the percentile, the lamps' trails are dimmer than it. Each is grown
+    twice: in a fixed window of the longest trail looked for (``max_length`` px), where the trail must stand
+    alone, and in its own bounding box plus a margin, where neighbouring lights may show. Returns dicts with ``x``, ``y``, ``w``, ``h`` (the trail's box, px), ``fill`` (share of the
     box) and ``shape`` (the trail above its surround), duplicates (boxes overlapping by half) removed.
     """
     sm = cv2.GaussianBlur(np.asarray(gray, np.float32), (0, 0), 1.0)

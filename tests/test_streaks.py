@@ -10,15 +10,20 @@ from deblur_core.streaks import agreed_streak, find_streaks
 from test_diagnosis import REAL
 
 
-def _night_scene(psf, seed=0, lights=12):
+def _night_scene(psf, seed=0, lights=12, facade=False):
     """A dark street (linear light): faint texture, a few 3x3 lamps bright enough to clip once spread
-    along the kernel, camera noise, sRGB."""
+    along the kernel, camera noise, sRGB. ``facade``: a lit building (clipping, 7,200 px) at the top,
+    the lamps below it."""
     rng = np.random.default_rng(seed)
     h, w = 480, 720
     base = cv2.GaussianBlur(rng.uniform(0.0, 0.03, (h, w)).astype(np.float32), (0, 0), 6)
     scene = np.repeat(base[..., None], 3, axis=2)
+    top = 60
+    if facade:
+        scene[20:80, 300:420] = 4.0
+        top = 140
     for _ in range(lights):
-        y, x = rng.integers(60, h - 60), rng.integers(60, w - 60)
+        y, x = rng.integers(top, h - 60), rng.integers(60, w - 60)
         scene[y - 1:y + 2, x - 1:x + 2] = 8.0
     blurred = fftutils.convolve(scene, psf)
     blurred = np.clip(blurred + rng.normal(0, 0.004, blurred.shape), 0, 1)
@@ -76,16 +81,7 @@ def test_real_night_photos_with_light_trails_are_not_called_sharp(name):
 def test_trails_dimmer_than_a_lit_building_are_still_seeds():
     """A lit facade sets the photo's 99.5th percentile above the lamps' trails (Sydney's opera house at
     night): the lamps are found as thin structures standing above their surround."""
-    psf = kernels.hand_shake_kernel(31, 4)
-    rng = np.random.default_rng(4)
-    h, w = 480, 720
-    scene = np.repeat(cv2.GaussianBlur(rng.uniform(0.0, 0.03, (h, w)).astype(np.float32), (0, 0), 6)[..., None], 3, 2)
-    scene[20:80, 300:420] = 4.0                          # the facade: clips, 7,200 px
-    for _ in range(12):
-        y, x = rng.integers(140, h - 60), rng.integers(60, w - 60)
-        scene[y - 1:y + 2, x - 1:x + 2] = 8.0             # lamps whose trails stay under the facade's level
-    blurred = np.clip(fftutils.convolve(scene, psf) + rng.normal(0, 0.004, scene.shape), 0, 1)
-    img = color.linear_to_srgb(blurred.astype(np.float32))
+    img = _night_scene(kernels.hand_shake_kernel(31, 4), 4, facade=True)
     gray = cv2.GaussianBlur(img.mean(axis=2), (0, 0), 1.0)
     assert np.quantile(gray, 0.995) > gray[140:].max() > 0.8    # the percentile alone would miss every lamp
     found = agreed_streak(img)
